@@ -1,0 +1,1 @@
+"""DataPipe components: pure builders beside the Pulumi ComponentResources that use them."""

@@ -1,0 +1,1 @@
+"""The ingestion layer: PostgreSQL CDC -> Debezium -> Kafka -> S3 archive, on its own cluster."""

@@ -1,0 +1,223 @@
+"""A Kafka cluster in KRaft mode: every broker is also a controller (3 voters tolerate one loss),
+brokers reach each other on a headless Service, the host reaches them through NodePorts."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+
+from components import kube
+from components.ingestion.config import KafkaConfig, TopicsConfig
+
+APP = "kafka"
+HEADLESS = "kafka-headless"
+BOOTSTRAP = "kafka-bootstrap"
+INTERNAL_PORT = 9092
+CONTROLLER_PORT = 9093
+EXTERNAL_PORT = 9094
+UID = 1000  # appuser in the apache/kafka image
+DATA_DIR = "/var/lib/kafka/data"
+LOG_DIR = f"{DATA_DIR}/kraft"  # a subdirectory: the volume root may hold lost+found
+
+
+def default_cluster_id(project: str, stack: str) -> str:
+    """A KRaft cluster id that is stable for a stack: storage is formatted with it once, and a
+    changed id would make every broker refuse its own data."""
+    raw = uuid.uuid5(uuid.NAMESPACE_URL, f"datapipe/{project}/{stack}/kafka").bytes
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class BrokerEndpoints:
+    """Where each broker is reached: `internal_hosts[node_id]` inside the cluster,
+    `external_host:external_ports[node_id]` from the host."""
+
+    internal_hosts: tuple[str, ...]
+    external_host: str
+    external_ports: tuple[int, ...]
+
+
+def in_cluster_endpoints(config: KafkaConfig, namespace: str, external_host: str) -> BrokerEndpoints:
+    return BrokerEndpoints(
+        internal_hosts=tuple(f"{APP}-{i}.{HEADLESS}.{namespace}.svc.cluster.local" for i in range(config.brokers)),
+        external_host=external_host,
+        external_ports=tuple(config.broker_node_ports),
+    )
+
+
+def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
+                      endpoints: BrokerEndpoints, log_dir: str = LOG_DIR) -> dict[str, str]:
+    """server.properties of one broker (combined broker+controller)."""
+    voters = ",".join(f"{i}@{h}:{CONTROLLER_PORT}" for i, h in enumerate(endpoints.internal_hosts))
+    internal_rf = min(3, config.brokers)
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters,
+        "controller.listener.names": "CONTROLLER",
+        "listeners": f"INTERNAL://:{INTERNAL_PORT},CONTROLLER://:{CONTROLLER_PORT},EXTERNAL://:{EXTERNAL_PORT}",
+        "advertised.listeners": (
+            f"INTERNAL://{endpoints.internal_hosts[node_id]}:{INTERNAL_PORT},"
+            f"EXTERNAL://{endpoints.external_host}:{endpoints.external_ports[node_id]}"
+        ),
+        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT",
+        "inter.broker.listener.name": "INTERNAL",
+        "log.dirs": log_dir,
+        # Durability: a write is acknowledged by two of three replicas, and a lagging replica
+        # never becomes leader (that would silently drop acknowledged CDC events).
+        "default.replication.factor": str(topics.replication_factor),
+        "min.insync.replicas": str(topics.min_insync_replicas),
+        "unclean.leader.election.enable": "false",
+        "offsets.topic.replication.factor": str(internal_rf),
+        "transaction.state.log.replication.factor": str(internal_rf),
+        "transaction.state.log.min.isr": str(min(2, internal_rf)),
+        # Topics are declared by the program (topics.py); a typo must not create a topic.
+        "auto.create.topics.enable": "false",
+        "num.partitions": str(topics.partitions),
+        "log.retention.hours": str(topics.retention_hours),
+        "group.initial.rebalance.delay.ms": "3000",
+    }
+
+
+START_SCRIPT = f"""set -eu
+id="${{HOSTNAME##*-}}"
+props="/etc/kafka/brokers/broker-$id.properties"
+# Storage is formatted once with the stack's cluster id; later starts keep the data.
+/opt/kafka/bin/kafka-storage.sh format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props"
+exec /opt/kafka/bin/kafka-server-start.sh "$props"
+"""
+
+
+def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: str,
+              external_host: str, cluster_id: str) -> list[dict[str, Any]]:
+    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    endpoints = in_cluster_endpoints(config, namespace, external_host)
+    brokers = {
+        f"broker-{i}.properties": kube.properties_text(broker_properties(i, config, topics, endpoints))
+        for i in range(config.brokers)
+    }
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-brokers"), "data": brokers}
+    tcp = lambda port: {"tcpSocket": {"port": port}}  # noqa: E731
+    container = {
+        "name": APP,
+        "image": config.image,
+        "command": ["sh", "-c", START_SCRIPT],
+        "ports": [
+            {"name": "internal", "containerPort": INTERNAL_PORT},
+            {"name": "controller", "containerPort": CONTROLLER_PORT},
+            {"name": "external", "containerPort": EXTERNAL_PORT},
+        ],
+        "env": [
+            {"name": "KAFKA_CLUSTER_ID", "value": cluster_id},
+            {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
+            {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
+        ],
+        "resources": kube.memory_resources(config.memory_mib, "250m"),
+        "securityContext": kube.restricted_security_context(UID),
+        "readinessProbe": {**tcp(INTERNAL_PORT), "initialDelaySeconds": 10, "periodSeconds": 5},
+        "livenessProbe": {**tcp(CONTROLLER_PORT), "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "brokers", "mountPath": "/etc/kafka/brokers"},
+        ],
+    }
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(APP),
+        "spec": {
+            "serviceName": HEADLESS,
+            "replicas": config.brokers,
+            # All voters must be up for the quorum to form, so start them together.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": kube.selector(APP)},
+            "template": {
+                "metadata": {
+                    "labels": kube.labels(APP, layer),
+                    "annotations": {"datapipe.io/brokers-sha256": kube.sha256("".join(brokers.values()))},
+                },
+                "spec": {
+                    "serviceAccountName": APP,
+                    "enableServiceLinks": False,
+                    "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                         "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": kube.selector(APP)}}
+                    ],
+                    "containers": [container],
+                    "volumes": [{"name": "brokers", "configMap": {"name": "kafka-brokers"}}],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": kube.labels(APP, layer)},
+                    "spec": {"accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": f"{config.storage_per_broker_mib}Mi"}}},
+                }
+            ],
+        },
+    }
+    service = lambda name, spec: {"apiVersion": "v1", "kind": "Service", "metadata": meta(name), "spec": spec}  # noqa: E731
+    services = [
+        # Headless, and publishing unready pods: the controllers must find each other before any is ready.
+        service(HEADLESS, {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": kube.selector(APP),
+                           "ports": [{"name": "internal", "port": INTERNAL_PORT},
+                                     {"name": "controller", "port": CONTROLLER_PORT}]}),
+        service(BOOTSTRAP, {"selector": kube.selector(APP), "ports": [{"name": "internal", "port": INTERNAL_PORT}]}),
+        service("kafka-external-bootstrap", {
+            "type": "NodePort", "selector": kube.selector(APP),
+            "ports": [{"name": "external", "port": EXTERNAL_PORT, "targetPort": EXTERNAL_PORT,
+                       "nodePort": config.bootstrap_node_port}]}),
+    ]
+    for i, node_port in enumerate(config.broker_node_ports):
+        services.append(service(f"kafka-{i}-external", {
+            "type": "NodePort",
+            "selector": {**kube.selector(APP), "statefulset.kubernetes.io/pod-name": f"{APP}-{i}"},
+            "ports": [{"name": "external", "port": EXTERNAL_PORT, "targetPort": EXTERNAL_PORT, "nodePort": node_port}],
+        }))
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(APP),
+        # A drain may take one broker at a time: min.insync.replicas stays satisfiable.
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": kube.selector(APP)}},
+    }
+    return [configmap, *services, statefulset, pdb]
+
+
+def bootstrap_servers(namespace: str) -> str:
+    return f"{BOOTSTRAP}.{namespace}.svc.cluster.local:{INTERNAL_PORT}"
+
+
+@dataclass
+class KafkaClusterArgs:
+    config: KafkaConfig
+    topics: TopicsConfig
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    layer: str
+    external_host: str
+    cluster_id: str
+
+
+class KafkaCluster(pulumi.ComponentResource):
+    bootstrap_servers: pulumi.Output[str]
+    external_bootstrap_servers: pulumi.Output[str]
+    cluster_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KafkaClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:ingestion:KafkaCluster", name, None, opts)
+        for manifest in manifests(args.config, args.topics, args.namespace_name, args.layer,
+                                  args.external_host, args.cluster_id):
+            manifest["metadata"]["namespace"] = args.namespace
+            kube.create(name, manifest, pulumi.ResourceOptions(parent=self))
+        self.bootstrap_servers = pulumi.Output.from_input(bootstrap_servers(args.namespace_name))
+        self.external_bootstrap_servers = pulumi.Output.from_input(
+            f"{args.external_host}:{args.config.bootstrap_host_port}")
+        self.cluster_id = pulumi.Output.from_input(args.cluster_id)
+        self.register_outputs({"bootstrap_servers": self.bootstrap_servers,
+                               "external_bootstrap_servers": self.external_bootstrap_servers})

@@ -1,0 +1,267 @@
+"""Kafka Connect in distributed mode running the declared connectors.
+
+The pod does three things in order, without costing memory beyond its own limit (init containers
+run before, not beside, the worker, so the layer's quota is unchanged):
+  1. init `plugins`: install the pinned Debezium PostgreSQL and Confluent S3 sink plugins;
+  2. init `topics`: create/update the declared topics (topics.py);
+  3. the worker, which then PUTs every declared connector config to its own REST API and
+     removes connectors that are no longer declared. The pod turns ready only after that, so a
+     rejected connector config fails `pulumi up`. A changed config changes the pod annotation,
+     which rolls the pod and re-applies it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+
+from components import kube
+from components.ingestion import connectors, topics as topic_decl
+from components.ingestion.config import KafkaConnectConfig, PostgresConfig, S3SinkConfig, TopicsConfig
+
+APP = "kafka-connect"
+PORT = 8083
+UID = 1000
+SECRETS_DIR = "/opt/connect-secrets"
+PLUGINS_DIR = "/opt/connect-plugins"
+CONNECTORS_DIR = "/etc/kafka-connect/connectors"
+SECRET_NAME = "kafka-connect-secrets"
+GROUP_ID = "datapipe-connect"
+APPLIED_MARKER = "/tmp/datapipe-connectors-applied"
+INIT_MEMORY_MIB = 512
+
+
+def worker_properties(bootstrap_servers: str, replication_factor: int) -> dict[str, str]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": GROUP_ID,
+        "config.storage.topic": topic_decl.CONNECT_CONFIG_TOPIC,
+        "offset.storage.topic": topic_decl.CONNECT_OFFSET_TOPIC,
+        "status.storage.topic": topic_decl.CONNECT_STATUS_TOPIC,
+        "config.storage.replication.factor": str(replication_factor),
+        "offset.storage.replication.factor": str(replication_factor),
+        "status.storage.replication.factor": str(replication_factor),
+        # Worker defaults only; each connector sets its Avro converters explicitly.
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "listeners": f"http://0.0.0.0:{PORT}",
+        "plugin.path": f"/usr/share/java,/usr/share/confluent-hub-components,{PLUGINS_DIR}",
+        # Connector configs reference secrets as ${dir:...}; only the mounted Secret may be read.
+        "config.providers": "dir",
+        "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+        "config.providers.dir.param.allowed.paths": SECRETS_DIR,
+        "offset.flush.interval.ms": "10000",
+    }
+
+
+def install_plugins_script(config: KafkaConnectConfig) -> str:
+    debezium = config.plugins.debezium_postgres
+    url = ("https://repo1.maven.org/maven2/io/debezium/debezium-connector-postgres/"
+           f"{debezium}/debezium-connector-postgres-{debezium}-plugin.tar.gz")
+    return f"""set -eu
+curl -fsSL "{url}" | tar -xz -C {PLUGINS_DIR}
+confluent-hub install --no-prompt --component-dir {PLUGINS_DIR} --worker-configs /dev/null \\
+  confluentinc/kafka-connect-s3:{config.plugins.confluent_s3_sink}
+ls {PLUGINS_DIR}
+"""
+
+
+WORKER_SCRIPT = f"""set -u
+rm -f {APPLIED_MARKER}
+/etc/confluent/docker/run &
+worker=$!
+rest=http://localhost:{PORT}
+apply_connectors() {{
+  until curl -fsS "$rest/connectors" >/dev/null 2>&1; do
+    kill -0 "$worker" 2>/dev/null || return 1
+    sleep 5
+  done
+  ok=1
+  for file in {CONNECTORS_DIR}/*.json; do
+    name=$(basename "$file" .json)
+    if curl -fsS -X PUT -H 'Content-Type: application/json' --data @"$file" "$rest/connectors/$name/config" >/dev/null; then
+      echo "datapipe: connector $name applied"
+    else
+      echo "datapipe: connector $name was rejected by Kafka Connect" >&2; ok=0
+    fi
+  done
+  for name in $(curl -fsS "$rest/connectors" | tr -d '[]"' | tr ',' ' '); do
+    if [ ! -f "{CONNECTORS_DIR}/$name.json" ]; then
+      curl -fsS -X DELETE "$rest/connectors/$name" && echo "datapipe: connector $name removed (no longer declared)"
+    fi
+  done
+  [ "$ok" = 1 ] && touch {APPLIED_MARKER}
+}}
+apply_connectors &
+wait "$worker"
+"""
+
+
+def connector_files(postgres: PostgresConfig, topics: TopicsConfig, sink: S3SinkConfig,
+                    db_host: str, db_port: int, registry_url: str) -> dict[str, str]:
+    """File name -> JSON body for PUT /connectors/<name>/config."""
+    registry = connectors.RegistryEndpoint(url=registry_url, secrets_dir=SECRETS_DIR)
+    bodies = {
+        connectors.SOURCE_NAME: connectors.debezium_source(postgres, topics, db_host, db_port, registry),
+        connectors.SINK_NAME: connectors.s3_sink(sink, topics, registry),
+    }
+    return {f"{name}.json": json.dumps(body, indent=2, sort_keys=True) for name, body in bodies.items()}
+
+
+def container_env(config: KafkaConnectConfig, bootstrap_servers: str, replication_factor: int) -> list[dict[str, Any]]:
+    return kube.confluent_env("CONNECT", worker_properties(bootstrap_servers, replication_factor)) + [
+        {"name": "CONNECT_REST_ADVERTISED_HOST_NAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
+        {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
+    ]
+
+
+def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, layer: str, env: Any,
+              bootstrap_servers: Any, connector_data: Any, connectors_sha256: Any) -> list[dict[str, Any]]:
+    """`env`, `bootstrap_servers`, `connector_data` and its hash may be Outputs (opaque here)."""
+    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    topics_script = topic_decl.ensure_topics_script(topic_decl.declared_topics(topics))
+    scripts = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-connect-scripts"),
+               "data": {"install-plugins.sh": install_plugins_script(config), "ensure-topics.sh": topics_script}}
+    declared = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-connect-connectors"),
+                "data": connector_data}
+    init_resources = kube.memory_resources(INIT_MEMORY_MIB, "100m")
+    security = kube.restricted_security_context(UID)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(APP),
+        "spec": {
+            "replicas": config.replicas,
+            # Recreate: a surge pod would not fit the layer's memory quota.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": kube.selector(APP)},
+            "template": {
+                "metadata": {
+                    "labels": kube.labels(APP, layer),
+                    "annotations": {
+                        "datapipe.io/connectors-sha256": connectors_sha256,
+                        "datapipe.io/scripts-sha256": kube.sha256(json.dumps(scripts["data"], sort_keys=True)),
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": APP,
+                    "enableServiceLinks": False,
+                    "securityContext": {"runAsUser": UID, "runAsNonRoot": True, "fsGroup": UID},
+                    "initContainers": [
+                        {
+                            "name": "plugins",
+                            "image": config.image,
+                            "command": ["sh", "/datapipe/scripts/install-plugins.sh"],
+                            "resources": init_resources,
+                            "securityContext": security,
+                            "volumeMounts": [{"name": "plugins", "mountPath": PLUGINS_DIR},
+                                             {"name": "scripts", "mountPath": "/datapipe/scripts"}],
+                        },
+                        {
+                            "name": "topics",
+                            "image": config.image,
+                            "command": ["sh", "/datapipe/scripts/ensure-topics.sh"],
+                            "env": [{"name": "BOOTSTRAP_SERVERS", "value": bootstrap_servers},
+                                    {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(INIT_MEMORY_MIB // 2)}],
+                            "resources": init_resources,
+                            "securityContext": security,
+                            "volumeMounts": [{"name": "scripts", "mountPath": "/datapipe/scripts"}],
+                        },
+                    ],
+                    "containers": [{
+                        "name": APP,
+                        "image": config.image,
+                        "command": ["sh", "-c", WORKER_SCRIPT],
+                        "ports": [{"name": "rest", "containerPort": PORT}],
+                        "env": env,
+                        "resources": kube.memory_resources(config.memory_mib, "250m"),
+                        "securityContext": security,
+                        "readinessProbe": {"exec": {"command": ["test", "-f", APPLIED_MARKER]},
+                                           "initialDelaySeconds": 30, "periodSeconds": 10},
+                        "livenessProbe": {"httpGet": {"path": "/", "port": PORT}, "initialDelaySeconds": 120,
+                                          "periodSeconds": 15, "failureThreshold": 6},
+                        "volumeMounts": [
+                            {"name": "plugins", "mountPath": PLUGINS_DIR},
+                            {"name": "connectors", "mountPath": CONNECTORS_DIR, "readOnly": True},
+                            {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "plugins", "emptyDir": {"sizeLimit": "1Gi"}},
+                        {"name": "scripts", "configMap": {"name": "kafka-connect-scripts"}},
+                        {"name": "connectors", "configMap": {"name": "kafka-connect-connectors"}},
+                        {"name": "secrets", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(APP),
+        "spec": {"type": "NodePort", "selector": kube.selector(APP),
+                 "ports": [{"name": "rest", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
+    }
+    return [scripts, declared, deployment, service]
+
+
+@dataclass
+class KafkaConnectArgs:
+    config: KafkaConnectConfig
+    postgres: PostgresConfig
+    topics: TopicsConfig
+    sink: S3SinkConfig
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    layer: str
+    external_host: str
+    bootstrap_servers: pulumi.Input[str]
+    registry_url: pulumi.Input[str]
+    registry_user: pulumi.Input[str]
+    registry_password: pulumi.Input[str]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_password: pulumi.Input[str]
+    s3_access_key_id: pulumi.Input[str]
+    s3_secret_access_key: pulumi.Input[str]
+
+
+class KafkaConnect(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    external_url: pulumi.Output[str]
+    connector_names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:ingestion:KafkaConnect", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        secret = kube.create(name, {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
+            "type": "Opaque",
+            "stringData": {
+                connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
+                connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
+                    pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
+                connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3_access_key_id),
+                connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3_secret_access_key),
+            },
+        }, child)
+        rf = args.topics.replication_factor
+        env = pulumi.Output.from_input(args.bootstrap_servers).apply(lambda b: container_env(args.config, b, rf))
+        files = pulumi.Output.all(args.db_host, args.db_port, args.registry_url).apply(
+            lambda v: connector_files(args.postgres, args.topics, args.sink, v[0], v[1], v[2]))
+        digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
+        for manifest in manifests(args.config, args.topics, args.namespace_name, args.layer, env,
+                                  args.bootstrap_servers, files, digest):
+            manifest["metadata"]["namespace"] = args.namespace
+            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+        self.url = pulumi.Output.from_input(f"http://{APP}.{args.namespace_name}.svc.cluster.local:{PORT}")
+        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
+        self.connector_names = pulumi.Output.from_input([connectors.SOURCE_NAME, connectors.SINK_NAME])
+        self.register_outputs({"url": self.url, "external_url": self.external_url,
+                               "connector_names": self.connector_names})

@@ -1,0 +1,120 @@
+"""The ingestion layer as one component: namespace guard rails, then Postgres, Kafka, Schema
+Registry and Kafka Connect, each fed the others' Outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlparse
+
+import pulumi
+
+from components.ingestion import kafka_connect, postgres, schema_registry
+from components.ingestion.config import IngestionConfig
+from components.ingestion.kafka import (CONTROLLER_PORT, EXTERNAL_PORT, INTERNAL_PORT, KafkaCluster,
+                                        KafkaClusterArgs)
+from components.ingestion.kafka_connect import KafkaConnect, KafkaConnectArgs
+from components.ingestion.postgres import PostgresCdc, PostgresCdcArgs
+from components.ingestion.schema_registry import SchemaRegistry, SchemaRegistryArgs
+from components.layer_namespace import ExternalEgress, Flow, LayerNamespace, LayerNamespaceArgs
+
+LAYER = "ingestion"
+KAFKA, POSTGRES, REGISTRY, CONNECT = "kafka", postgres.APP, schema_registry.APP, kafka_connect.APP
+
+
+def flows() -> list[Flow]:
+    """Every connection the pipeline makes; everything else is denied."""
+    return [
+        Flow(KAFKA, KAFKA, (INTERNAL_PORT, CONTROLLER_PORT)),
+        Flow(REGISTRY, KAFKA, (INTERNAL_PORT,)),
+        Flow(CONNECT, KAFKA, (INTERNAL_PORT,)),
+        Flow(CONNECT, REGISTRY, (schema_registry.PORT,)),
+        Flow(CONNECT, POSTGRES, (postgres.PORT,)),
+        # Distributed workers forward REST calls to the leader.
+        Flow(CONNECT, CONNECT, (kafka_connect.PORT,)),
+        Flow(None, POSTGRES, (postgres.PORT,)),
+        Flow(None, KAFKA, (EXTERNAL_PORT,)),
+        Flow(None, REGISTRY, (schema_registry.PORT,)),
+        Flow(None, CONNECT, (kafka_connect.PORT,)),
+    ]
+
+
+def external_egress(config: IngestionConfig) -> list[ExternalEgress]:
+    # Connect downloads its plugins (HTTPS) and writes to S3 (HTTPS, or the configured endpoint).
+    ports = {443}
+    if config.s3_sink.endpoint_url:
+        url = urlparse(config.s3_sink.endpoint_url)
+        ports.add(url.port or (443 if url.scheme == "https" else 80))
+    return [ExternalEgress(CONNECT, tuple(sorted(ports)))]
+
+
+@dataclass
+class IngestionLayerArgs:
+    config: IngestionConfig
+    kafka_cluster_id: str
+    s3_access_key_id: pulumi.Input[str]
+    s3_secret_access_key: pulumi.Input[str]
+
+
+class IngestionLayer(pulumi.ComponentResource):
+    endpoints: pulumi.Output[dict]
+    credentials: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: IngestionLayerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:ingestion:IngestionLayer", name, None, opts)
+        cfg = args.config
+        ns_name = cfg.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        self.namespace = LayerNamespace(f"{name}-namespace", LayerNamespaceArgs(
+            namespace=ns_name, layer=LAYER,
+            memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
+            service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT],
+            flows=flows(), external_egress=external_egress(cfg), host_cidrs=cfg.host_access_cidrs,
+        ), child)
+        ns = self.namespace.name
+
+        self.postgres = PostgresCdc(f"{name}-postgres", PostgresCdcArgs(
+            config=cfg.postgres, topics=cfg.topics, namespace=ns, namespace_name=ns_name, layer=LAYER), child)
+        self.kafka = KafkaCluster(f"{name}-kafka", KafkaClusterArgs(
+            config=cfg.kafka, topics=cfg.topics, namespace=ns, namespace_name=ns_name, layer=LAYER,
+            external_host=cfg.external_host, cluster_id=args.kafka_cluster_id), child)
+        self.schema_registry = SchemaRegistry(f"{name}-schema-registry", SchemaRegistryArgs(
+            config=cfg.schema_registry, namespace=ns, namespace_name=ns_name, layer=LAYER,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            replication_factor=cfg.topics.replication_factor, external_host=cfg.external_host), child)
+        self.kafka_connect = KafkaConnect(f"{name}-kafka-connect", KafkaConnectArgs(
+            config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink,
+            namespace=ns, namespace_name=ns_name, layer=LAYER, external_host=cfg.external_host,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            registry_url=self.schema_registry.url,
+            registry_user=self.schema_registry.client_user,
+            registry_password=self.schema_registry.client_password,
+            db_host=self.postgres.host, db_port=self.postgres.port, db_password=self.postgres.cdc_password,
+            s3_access_key_id=args.s3_access_key_id, s3_secret_access_key=args.s3_secret_access_key,
+        ), child)
+
+        host = cfg.external_host
+        self.endpoints = pulumi.Output.from_input({
+            "postgres": f"{host}:{cfg.postgres.host_port}",
+            "postgresInCluster": self.postgres.host.apply(lambda h: f"{h}:{postgres.PORT}"),
+            "database": self.postgres.database,
+            "kafkaBootstrap": self.kafka.external_bootstrap_servers,
+            "kafkaBootstrapInCluster": self.kafka.bootstrap_servers,
+            "schemaRegistry": self.schema_registry.external_url,
+            "schemaRegistryInCluster": self.schema_registry.url,
+            "kafkaConnect": self.kafka_connect.external_url,
+            "kafkaConnectInCluster": self.kafka_connect.url,
+            "connectors": self.kafka_connect.connector_names,
+        })
+        self.credentials = pulumi.Output.secret({
+            "postgresAdminUser": postgres.ADMIN_USER,
+            "postgresAdminPassword": self.postgres.admin_password,
+            "postgresCdcUser": self.postgres.cdc_user,
+            "postgresCdcPassword": self.postgres.cdc_password,
+            "schemaRegistryUser": self.schema_registry.admin_user,
+            "schemaRegistryPassword": self.schema_registry.admin_password,
+        })
+        allocation = cfg.memory_allocation_mib()
+        self.memory = {"limitsMib": sum(allocation.values()), "budgetMib": cfg.memory_budget_mib,
+                       "byServiceMib": allocation}
+        self.register_outputs({"endpoints": self.endpoints, "credentials": self.credentials, "memory": self.memory})

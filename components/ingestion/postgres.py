@@ -1,0 +1,246 @@
+"""PostgreSQL as the CDC source: logical replication, the e-commerce schema, a CDC user with only
+the reads it needs, and a publication for exactly the captured tables, created by the admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_random as random
+
+from components import kube
+from components.ingestion.config import PostgresConfig, TopicsConfig
+
+APP = "postgres"
+PORT = 5432
+UID = 999  # the official image's postgres user
+ADMIN_USER = "postgres"
+HEARTBEAT_TABLE = "debezium_heartbeat"
+SECRET_NAME = "postgres-credentials"
+
+# The e-commerce schema of the seed. Keys everywhere: Debezium uses them as Kafka record keys.
+TABLE_DDL = {
+    "users": """CREATE TABLE IF NOT EXISTS public.users (
+    id          BIGSERIAL PRIMARY KEY,
+    email       TEXT NOT NULL UNIQUE,
+    full_name   TEXT NOT NULL,
+    tier        TEXT NOT NULL DEFAULT 'standard' CHECK (tier IN ('standard', 'premium', 'vip')),
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);""",
+    "products": """CREATE TABLE IF NOT EXISTS public.products (
+    id          BIGSERIAL PRIMARY KEY,
+    sku         TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    price       NUMERIC(12, 2) NOT NULL CHECK (price >= 0),
+    stock       INTEGER NOT NULL DEFAULT 0 CHECK (stock >= 0),
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);""",
+    "orders": """CREATE TABLE IF NOT EXISTS public.orders (
+    id          BIGSERIAL PRIMARY KEY,
+    user_id     BIGINT NOT NULL REFERENCES public.users (id),
+    status      TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'paid', 'shipped', 'delivered', 'cancelled')),
+    total       NUMERIC(12, 2) NOT NULL DEFAULT 0 CHECK (total >= 0),
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);""",
+    "order_items": """CREATE TABLE IF NOT EXISTS public.order_items (
+    order_id    BIGINT NOT NULL REFERENCES public.orders (id) ON DELETE CASCADE,
+    product_id  BIGINT NOT NULL REFERENCES public.products (id),
+    quantity    INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price  NUMERIC(12, 2) NOT NULL CHECK (unit_price >= 0),
+    PRIMARY KEY (order_id, product_id)
+);""",
+}
+
+
+def server_settings(config: PostgresConfig) -> dict[str, str]:
+    """postgresql.conf settings, passed as `-c key=value` so a test can start a server the same way."""
+    return {
+        "listen_addresses": "*",
+        "wal_level": "logical",
+        "max_replication_slots": str(config.max_replication_slots),
+        "max_wal_senders": str(config.max_wal_senders),
+        "max_slot_wal_keep_size": f"{config.max_slot_wal_keep_size_mib}MB",
+        # A quarter of the container for shared buffers is the usual starting point.
+        "shared_buffers": f"{config.memory_mib // 4}MB",
+        "effective_cache_size": f"{config.memory_mib // 2}MB",
+        "max_connections": "50",
+    }
+
+
+def server_args(config: PostgresConfig) -> list[str]:
+    args = ["postgres"]
+    for key, value in server_settings(config).items():
+        args += ["-c", f"{key}={value}"]
+    return args
+
+
+def heartbeat_query() -> str:
+    """Run by Debezium every heartbeat: a write in the publication keeps the slot's LSN moving
+    even when the captured tables are quiet, so the slot does not pin WAL."""
+    return (
+        f"INSERT INTO public.{HEARTBEAT_TABLE} (id, ts) VALUES (1, now()) "
+        "ON CONFLICT (id) DO UPDATE SET ts = EXCLUDED.ts"
+    )
+
+
+def init_sql(config: PostgresConfig, tables: tuple[str, ...]) -> str:
+    """Schema, CDC role and publication. The CDC password arrives as the psql variable
+    `cdc_password`, so this text holds no secret and can live in a ConfigMap."""
+    qualified = ", ".join(f"public.{t}" for t in tables)
+    statements = list(TABLE_DDL.values())
+    statements += [f"ALTER TABLE public.{t} REPLICA IDENTITY FULL;" for t in tables]
+    statements += [
+        f"CREATE TABLE IF NOT EXISTS public.{HEARTBEAT_TABLE} (id INTEGER PRIMARY KEY, ts TIMESTAMPTZ NOT NULL);",
+        f"INSERT INTO public.{HEARTBEAT_TABLE} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO NOTHING;",
+        f"CREATE ROLE {config.cdc_user} WITH LOGIN REPLICATION PASSWORD :'cdc_password';",
+        f"GRANT CONNECT ON DATABASE {config.database} TO {config.cdc_user};",
+        f"GRANT USAGE ON SCHEMA public TO {config.cdc_user};",
+        # Snapshots read the captured tables; heartbeats write one row. Nothing else.
+        f"GRANT SELECT ON {qualified} TO {config.cdc_user};",
+        f"GRANT SELECT, INSERT, UPDATE ON public.{HEARTBEAT_TABLE} TO {config.cdc_user};",
+        # Owned by the admin, so Debezium runs with publication.autocreate.mode=disabled.
+        f"CREATE PUBLICATION {config.publication} FOR TABLE {qualified}, public.{HEARTBEAT_TABLE};",
+    ]
+    return "\n".join(statements) + "\n"
+
+
+INIT_SCRIPT = """#!/bin/sh
+# Runs once, on an empty data directory (docker-entrypoint-initdb.d). The password comes from the
+# Secret-backed env var, never from the SQL file.
+set -eu
+psql -v ON_ERROR_STOP=1 -v cdc_password="$CDC_PASSWORD" \\
+     --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -f /datapipe/sql/init.sql
+"""
+
+
+def host(namespace: str) -> str:
+    return f"{APP}.{namespace}.svc.cluster.local"
+
+
+def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, layer: str) -> list[dict[str, Any]]:
+    """Everything but the Secret (which carries Outputs)."""
+    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    init = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta("postgres-init"),
+        "data": {"init.sql": init_sql(config, tables), "10-datapipe-init.sh": INIT_SCRIPT},
+    }
+    ready = ["pg_isready", "-U", ADMIN_USER, "-d", config.database, "-h", "127.0.0.1"]
+    container = {
+        "name": APP,
+        "image": config.image,
+        "args": server_args(config),
+        "ports": [{"name": "postgres", "containerPort": PORT}],
+        "env": [
+            {"name": "POSTGRES_USER", "value": ADMIN_USER},
+            {"name": "POSTGRES_DB", "value": config.database},
+            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "admin-password"}}},
+            {"name": "CDC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "cdc-password"}}},
+        ],
+        "resources": kube.memory_resources(config.memory_mib, "250m"),
+        "securityContext": kube.restricted_security_context(UID),
+        "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5, "failureThreshold": 6},
+        "livenessProbe": {"exec": {"command": ready}, "initialDelaySeconds": 30, "periodSeconds": 10,
+                          "failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+            {"name": "init", "mountPath": "/docker-entrypoint-initdb.d/10-datapipe-init.sh",
+             "subPath": "10-datapipe-init.sh"},
+            {"name": "init", "mountPath": "/datapipe/sql/init.sql", "subPath": "init.sql"},
+            {"name": "run", "mountPath": "/var/run/postgresql"},
+        ],
+    }
+    statefulset = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(APP),
+        "spec": {
+            "serviceName": APP,
+            "replicas": 1,
+            "selector": {"matchLabels": kube.selector(APP)},
+            "template": {
+                "metadata": {"labels": kube.labels(APP, layer),
+                             "annotations": {"datapipe.io/init-sql-sha256": kube.sha256(init["data"]["init.sql"])}},
+                "spec": {
+                    "serviceAccountName": APP,
+                    "enableServiceLinks": False,
+                    "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "init", "configMap": {"name": "postgres-init", "defaultMode": 0o555}},
+                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": kube.labels(APP, layer)},
+                    "spec": {"accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": f"{config.storage_mib}Mi"}}},
+                }
+            ],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(APP),
+        "spec": {
+            "type": "NodePort",
+            "selector": kube.selector(APP),
+            "ports": [{"name": "postgres", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}],
+        },
+    }
+    return [init, service, statefulset]
+
+
+@dataclass
+class PostgresCdcArgs:
+    config: PostgresConfig
+    topics: TopicsConfig
+    namespace: pulumi.Input[str]
+    namespace_name: str  # plain name, for in-cluster DNS names
+    layer: str
+
+
+class PostgresCdc(pulumi.ComponentResource):
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    cdc_user: pulumi.Output[str]
+    cdc_password: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresCdcArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:ingestion:PostgresCdc", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        admin = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        cdc = random.RandomPassword(f"{name}-cdc-password", length=32, special=False, opts=child)
+        cfg = args.config
+        secret = kube.create(name, {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
+            "type": "Opaque",
+            "stringData": {"admin-password": admin.result, "cdc-password": cdc.result, "cdc-user": cfg.cdc_user},
+        }, child)
+        for manifest in manifests(cfg, args.topics.tables, args.namespace_name, args.layer):
+            manifest["metadata"]["namespace"] = args.namespace
+            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+
+        self.host = pulumi.Output.from_input(host(args.namespace_name))
+        self.port = pulumi.Output.from_input(PORT)
+        self.database = pulumi.Output.from_input(cfg.database)
+        self.cdc_user = pulumi.Output.from_input(cfg.cdc_user)
+        self.cdc_password = pulumi.Output.secret(cdc.result)
+        self.admin_password = pulumi.Output.secret(admin.result)
+        self.register_outputs({"host": self.host, "port": self.port, "database": self.database,
+                               "cdc_user": self.cdc_user, "cdc_password": self.cdc_password})

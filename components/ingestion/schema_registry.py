@@ -1,0 +1,168 @@
+"""Confluent Schema Registry: Avro schemas of the CDC topics, BACKWARD compatible, behind HTTP
+basic authentication (Jetty JAAS property-file login) with generated credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_random as random
+
+from components import kube
+from components.ingestion.config import SchemaRegistryConfig
+
+APP = "schema-registry"
+PORT = 8081
+UID = 1000  # appuser in Confluent images
+REALM = "SchemaRegistry"
+JAAS_DIR = "/etc/schema-registry/jaas"
+USERS_DIR = "/etc/schema-registry/users"
+SECRET_NAME = "schema-registry-users"
+ADMIN_USER = "admin"
+CLIENT_USER = "connect"
+
+
+def registry_properties(config: SchemaRegistryConfig, bootstrap_servers: str, replication_factor: int) -> dict[str, str]:
+    return {
+        "listeners": f"http://0.0.0.0:{PORT}",
+        "kafkastore.bootstrap.servers": f"PLAINTEXT://{bootstrap_servers}",
+        "kafkastore.topic": "_schemas",
+        "kafkastore.topic.replication.factor": str(replication_factor),
+        "schema.compatibility.level": config.compatibility.lower(),
+        "authentication.method": "BASIC",
+        "authentication.realm": REALM,
+        "authentication.roles": "admin,developer",
+    }
+
+
+def jaas_config() -> str:
+    # The password file is a Secret; this file only says where it is, so it can be a ConfigMap.
+    return (
+        f"{REALM} {{\n"
+        "  org.eclipse.jetty.jaas.spi.PropertyFileLoginModule required\n"
+        f'  file="{USERS_DIR}/passwords.properties"\n'
+        '  debug="false";\n'
+        "};\n"
+    )
+
+
+def password_line(user: str, password: str, roles: str) -> str:
+    """One line of Jetty's property-file realm: `user: password,role…`."""
+    return f"{user}: {password},{roles}\n"
+
+
+def url(namespace: str) -> str:
+    return f"http://{APP}.{namespace}.svc.cluster.local:{PORT}"
+
+
+def container_env(config: SchemaRegistryConfig, bootstrap_servers: str, replication_factor: int) -> list[dict[str, Any]]:
+    env = kube.confluent_env("SCHEMA_REGISTRY", registry_properties(config, bootstrap_servers, replication_factor))
+    return env + [
+        {"name": "SCHEMA_REGISTRY_HOST_NAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "SCHEMA_REGISTRY_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
+        {"name": "SCHEMA_REGISTRY_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
+        {"name": "SCHEMA_REGISTRY_OPTS", "value": f"-Djava.security.auth.login.config={JAAS_DIR}/jaas.conf"},
+    ]
+
+
+def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any) -> list[dict[str, Any]]:
+    """`env` is container_env's result, or an Output of it when the bootstrap address is one."""
+    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    jaas = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("schema-registry-jaas"),
+            "data": {"jaas.conf": jaas_config()}}
+    # Authenticated endpoints answer 401 to a probe, so probe the socket.
+    probe = {"tcpSocket": {"port": PORT}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(APP),
+        "spec": {
+            "replicas": 1,
+            # Recreate: a surge pod would not fit the layer's memory quota.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": kube.selector(APP)},
+            "template": {
+                "metadata": {"labels": kube.labels(APP, layer)},
+                "spec": {
+                    "serviceAccountName": APP,
+                    # A Service named schema-registry would inject SCHEMA_REGISTRY_PORT, which the image rejects.
+                    "enableServiceLinks": False,
+                    "securityContext": {"runAsUser": UID, "runAsNonRoot": True},
+                    "containers": [{
+                        "name": APP,
+                        "image": config.image,
+                        "ports": [{"name": "http", "containerPort": PORT}],
+                        "env": env,
+                        "resources": kube.memory_resources(config.memory_mib, "100m"),
+                        "securityContext": kube.restricted_security_context(UID),
+                        "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 5},
+                        "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
+                        "volumeMounts": [
+                            {"name": "jaas", "mountPath": JAAS_DIR, "readOnly": True},
+                            {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "jaas", "configMap": {"name": "schema-registry-jaas"}},
+                        {"name": "users", "secret": {"secretName": SECRET_NAME}},
+                    ],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(APP),
+        "spec": {"type": "NodePort", "selector": kube.selector(APP),
+                 "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
+    }
+    return [jaas, deployment, service]
+
+
+@dataclass
+class SchemaRegistryArgs:
+    config: SchemaRegistryConfig
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    layer: str
+    bootstrap_servers: pulumi.Input[str]
+    replication_factor: int
+    external_host: str
+
+
+class SchemaRegistry(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    external_url: pulumi.Output[str]
+    admin_user: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    client_user: pulumi.Output[str]
+    client_password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SchemaRegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:ingestion:SchemaRegistry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        admin = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        client = random.RandomPassword(f"{name}-client-password", length=32, special=False, opts=child)
+        passwords = pulumi.Output.all(admin.result, client.result).apply(
+            lambda p: password_line(ADMIN_USER, p[0], "admin") + password_line(CLIENT_USER, p[1], "developer")
+        )
+        secret = kube.create(name, {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
+            "type": "Opaque",
+            "stringData": {"passwords.properties": pulumi.Output.secret(passwords)},
+        }, child)
+        env = pulumi.Output.from_input(args.bootstrap_servers).apply(
+            lambda bootstrap: container_env(args.config, bootstrap, args.replication_factor))
+        for manifest in manifests(args.config, args.namespace_name, args.layer, env):
+            manifest["metadata"]["namespace"] = args.namespace
+            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+        self.url = pulumi.Output.from_input(url(args.namespace_name))
+        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
+        self.admin_user = pulumi.Output.from_input(ADMIN_USER)
+        self.admin_password = pulumi.Output.secret(admin.result)
+        self.client_user = pulumi.Output.from_input(CLIENT_USER)
+        self.client_password = pulumi.Output.secret(client.result)
+        self.register_outputs({"url": self.url, "external_url": self.external_url})

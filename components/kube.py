@@ -1,0 +1,106 @@
+"""Small pure helpers shared by every Kubernetes builder (plain dicts in, plain dicts out)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.quantities import format_mib
+
+PART_OF = "datapipe"
+NAME_LABEL = "app.kubernetes.io/name"
+
+
+def labels(app: str, layer: str) -> dict[str, str]:
+    return {NAME_LABEL: app, "app.kubernetes.io/part-of": PART_OF, "datapipe.io/layer": layer}
+
+
+def selector(app: str) -> dict[str, str]:
+    """The label set Services, NetworkPolicies and PDBs select an app's pods by."""
+    return {NAME_LABEL: app}
+
+
+def memory_resources(memory_mib: int, cpu_request: str = "100m") -> dict[str, Any]:
+    """Requests equal to limits for memory: a JVM or Postgres that gets OOM-killed under node
+    pressure is worse than one that never schedules, and the layer quota is sized on limits."""
+    memory = format_mib(memory_mib)
+    return {"requests": {"memory": memory, "cpu": cpu_request}, "limits": {"memory": memory}}
+
+
+def jvm_heap_opts(heap_mib: int) -> str:
+    # Xms = Xmx: the heap is reserved up front, so an over-committed node fails at start, not later.
+    return f"-Xms{heap_mib}m -Xmx{heap_mib}m"
+
+
+G1_OPTS = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+
+
+def confluent_env(prefix: str, properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Map properties to the env vars Confluent images read: PREFIX_ + upper case, with
+    '.'->'_', '_'->'__', '-'->'___' (the images' documented convention)."""
+    env = []
+    for key, value in properties.items():
+        name = key.replace("-", "\x00").replace("_", "__").replace(".", "_").replace("\x00", "___").upper()
+        env.append({"name": f"{prefix}_{name}", "value": str(value)})
+    return env
+
+
+def properties_text(properties: Mapping[str, Any]) -> str:
+    """A Java .properties file, keys in the given order."""
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def restricted_security_context(run_as_user: int) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+_RESOURCE_CLASSES = {
+    ("v1", "Namespace"): k8s.core.v1.Namespace,
+    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+    ("v1", "Secret"): k8s.core.v1.Secret,
+    ("v1", "Service"): k8s.core.v1.Service,
+    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
+    ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
+    ("apps/v1", "StatefulSet"): k8s.apps.v1.StatefulSet,
+    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+    ("batch/v1", "Job"): k8s.batch.v1.Job,
+    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
+    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+}
+
+
+def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
+    """Pulumi name of a manifest: component prefix + kind + object name (unique per component)."""
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "-", manifest["kind"]).lower()
+    return f"{prefix}-{kind}-{manifest['metadata']['name']}"
+
+
+def create(prefix: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Turn a plain manifest from a builder into the typed Pulumi resource for its kind."""
+    cls = _RESOURCE_CLASSES[(manifest["apiVersion"], manifest["kind"])]
+    # Top-level fields are keyword arguments (snake_case); nested dicts keep the API's camelCase.
+    fields = {_snake(key): value for key, value in manifest.items() if key not in ("apiVersion", "kind")}
+    return cls(resource_name(prefix, manifest), opts=opts, **fields)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

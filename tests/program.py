@@ -1,0 +1,142 @@
+"""Run the Pulumi program under mocks and record what it registers (rung 2 of the test ladder).
+
+Each run resets Pulumi's global runtime state, so tests can run the program many times with
+different config. Mocked outputs echo the inputs (camelCase, as the engine would)."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+DEFAULT_SECRETS = {"s3SinkAccessKeyId": "AKIATESTACCESSKEY", "s3SinkSecretAccessKey": "test-secret-access-key"}
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict[str, Any]
+    secret_paths: set[str]
+
+    # The attribute names of pulumi_policy.PolicyResource, so policy rules can read these too.
+    @property
+    def resource_type(self) -> str:
+        return self.type
+
+    @property
+    def props(self) -> dict[str, Any]:
+        return self.inputs
+
+    @property
+    def kind(self) -> Optional[str]:
+        return self.type.split(":")[-1] if self.type.startswith("kubernetes:") else None
+
+    @property
+    def k8s_name(self) -> Optional[str]:
+        return (self.inputs.get("metadata") or {}).get("name")
+
+
+@dataclass
+class Program:
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def of_kind(self, kind: str) -> list[Resource]:
+        return [r for r in self.resources if r.kind == kind]
+
+    def one(self, kind: str, name: str) -> Resource:
+        found = [r for r in self.of_kind(kind) if r.k8s_name == name]
+        assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+        return found[0]
+
+    def by_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"generated-{args.name}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def _secret_paths(value: Any, path: str = "") -> set[str]:
+    """Paths of values the engine would receive as secrets (the wire format marks them)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return {path}
+        for key, item in value.items():
+            found |= _secret_paths(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found |= _secret_paths(item, f"{path}[{index}]")
+    return found
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[Resource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        from google.protobuf.json_format import MessageToDict
+
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(Resource(
+                type=request.type, name=request.name, urn=response.urn, parent=request.parent,
+                inputs=self.resources[response.urn].state,
+                secret_paths=_secret_paths(MessageToDict(request.object)),
+            ))
+        return response
+
+
+def config_entries(config: dict[str, Any], secrets: Optional[dict[str, str]] = None) -> tuple[dict[str, str], list[str]]:
+    entries = {f"datapipe:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    secrets = DEFAULT_SECRETS if secrets is None else secrets
+    entries |= {f"datapipe:{k}": v for k, v in secrets.items()}
+    return entries, [f"datapipe:{k}" for k in secrets]
+
+
+def run_program(config: Optional[dict[str, Any]] = None, secrets: Optional[dict[str, str]] = None,
+                stack: str = "test") -> Program:
+    os.environ["PULUMI_ERROR_OUTPUT_STRING"] = "true"
+    mocks = _Mocks()
+    monitor = _RecordingMonitor(mocks)
+    settings.set_root_resource(None)  # a fresh Stack per run
+    pulumi.runtime.set_mocks(mocks, project="datapipe", stack=stack, preview=False, monitor=monitor)
+    entries, secret_keys = config_entries(config or {}, secrets)
+    pulumi.runtime.set_all_config(entries, secret_keys)
+    program = Program()
+    raw_outputs: dict[str, pulumi.Output] = {}
+
+    @pulumi.runtime.test
+    def run():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        stack_resource = settings.get_root_resource()
+        raw_outputs.update({k: pulumi.Output.from_input(v) for k, v in stack_resource.outputs.items()})
+        return pulumi.Output.all(**raw_outputs).apply(program.outputs.update)
+
+    run()
+    program.resources = monitor.recorded
+    program.secret_outputs = {k for k, o in raw_outputs.items() if _sync_await(o.is_secret())}
+    return program
