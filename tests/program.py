@@ -19,6 +19,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+LAST_MONITOR: Optional["_RecordingMonitor"] = None
 DEFAULT_SECRETS = {"s3SinkAccessKeyId": "AKIATESTACCESSKEY", "s3SinkSecretAccessKey": "test-secret-access-key"}
 
 
@@ -92,6 +93,16 @@ def _secret_paths(value: Any, path: str = "") -> set[str]:
     return found
 
 
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks):
         super().__init__(mocks)
@@ -104,7 +115,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type != "pulumi:pulumi:Stack":
             self.recorded.append(Resource(
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
-                inputs=self.resources[response.urn].state,
+                inputs=_unwrap_secrets(self.resources[response.urn].state),
                 secret_paths=_secret_paths(MessageToDict(request.object)),
             ))
         return response
@@ -122,6 +133,8 @@ def run_program(config: Optional[dict[str, Any]] = None, secrets: Optional[dict[
     os.environ["PULUMI_ERROR_OUTPUT_STRING"] = "true"
     mocks = _Mocks()
     monitor = _RecordingMonitor(mocks)
+    global LAST_MONITOR
+    LAST_MONITOR = monitor
     settings.set_root_resource(None)  # a fresh Stack per run
     pulumi.runtime.set_mocks(mocks, project="datapipe", stack=stack, preview=False, monitor=monitor)
     entries, secret_keys = config_entries(config or {}, secrets)

@@ -1,0 +1,54 @@
+from components import kube
+from components.ingestion import kafka_connect
+from components.ingestion.config import KafkaConnectConfig, TopicsConfig
+from tests.shell import assert_valid_sh
+
+
+def test_worker_properties_distributed_mode_with_config_provider():
+    props = kafka_connect.worker_properties("kafka:9092", 3)
+    assert props["group.id"] == "datapipe-connect"
+    for kind in ("config", "offset", "status"):
+        assert props[f"{kind}.storage.replication.factor"] == "3"
+    assert props["config.providers"] == "dir"
+    assert props["config.providers.dir.class"].endswith("DirectoryConfigProvider")
+    assert props["config.providers.dir.param.allowed.paths"] == kafka_connect.SECRETS_DIR
+
+
+def test_env_uses_confluent_mapping_and_heap_from_config():
+    env = {e["name"]: e.get("value") for e in kafka_connect.container_env(KafkaConnectConfig(), "kafka:9092", 3)}
+    assert env["CONNECT_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR"] == "3"
+    assert env["CONNECT_CONFIG_PROVIDERS_DIR_PARAM_ALLOWED_PATHS"] == kafka_connect.SECRETS_DIR
+    assert env["KAFKA_HEAP_OPTS"] == "-Xms1536m -Xmx1536m"
+    assert "-XX:+UseG1GC" in env["KAFKA_JVM_PERFORMANCE_OPTS"]
+
+
+def test_confluent_env_mapping_rules():
+    env = kube.confluent_env("CONNECT", {"a.b_c-d": "1"})
+    assert env == [{"name": "CONNECT_A_B__C___D", "value": "1"}]
+
+
+def test_pod_shape_init_containers_fit_inside_the_worker_limit():
+    manifests = kafka_connect.manifests(KafkaConnectConfig(), TopicsConfig(), "ns", "ingestion", [], "kafka:9092",
+                                        {"x.json": "{}"}, "digest")
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert [c["name"] for c in pod["initContainers"]] == ["plugins", "topics"]
+    worker_limit = pod["containers"][0]["resources"]["limits"]["memory"]
+    assert worker_limit == "2Gi"
+    for init in pod["initContainers"]:
+        assert init["resources"]["limits"]["memory"] == "512Mi"
+    assert pod["enableServiceLinks"] is False
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["datapipe.io/connectors-sha256"] == "digest"
+    secret_volume = next(v for v in pod["volumes"] if v["name"] == "secrets")
+    assert secret_volume["secret"]["secretName"] == kafka_connect.SECRET_NAME
+
+
+def test_scripts_are_valid_shell_and_pin_plugin_versions():
+    assert_valid_sh(kafka_connect.WORKER_SCRIPT)
+    script = kafka_connect.install_plugins_script(KafkaConnectConfig())
+    assert_valid_sh(script)
+    assert "debezium-connector-postgres/3.6.1.Final/" in script
+    assert "confluentinc/kafka-connect-s3:10.6.7" in script

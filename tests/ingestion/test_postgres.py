@@ -1,0 +1,60 @@
+from components.ingestion import postgres
+from components.ingestion.config import PostgresConfig, TopicsConfig
+from tests.shell import assert_valid_sh
+
+TABLES = TopicsConfig().tables
+
+
+def test_server_settings_enable_logical_replication_with_bounded_wal():
+    settings = postgres.server_settings(PostgresConfig())
+    assert settings["wal_level"] == "logical"
+    assert settings["max_replication_slots"] == "4"
+    assert int(settings["max_wal_senders"]) >= 4
+    assert settings["max_slot_wal_keep_size"] == "2048MB"
+    assert settings["shared_buffers"] == "256MB"  # a quarter of 1Gi
+
+
+def test_server_args_pass_every_setting():
+    args = postgres.server_args(PostgresConfig(max_replication_slots=6, max_wal_senders=10))
+    assert args[0] == "postgres"
+    assert "max_replication_slots=6" in args and "max_wal_senders=10" in args
+    assert args.count("-c") == len(postgres.server_settings(PostgresConfig()))
+
+
+def test_init_sql_creates_keyed_schema_cdc_user_and_exact_publication():
+    sql = postgres.init_sql(PostgresConfig(), TABLES)
+    for table in ("users", "products", "orders", "order_items"):
+        assert f"CREATE TABLE IF NOT EXISTS public.{table}" in sql
+    assert sql.count("PRIMARY KEY") >= 5  # four tables and the heartbeat table
+    assert "CREATE ROLE cdc_user WITH LOGIN REPLICATION PASSWORD :'cdc_password';" in sql
+    assert ("CREATE PUBLICATION dbz_publication FOR TABLE public.users, public.products, public.orders, "
+            "public.order_items, public.debezium_heartbeat;") in sql
+    # Only reads on captured tables, writes only to the heartbeat table; never superuser.
+    assert "GRANT SELECT ON public.users, public.products, public.orders, public.order_items TO cdc_user;" in sql
+    assert "SUPERUSER" not in sql and "GRANT ALL" not in sql
+
+
+def test_init_sql_captures_only_configured_tables():
+    sql = postgres.init_sql(PostgresConfig(), ("orders",))
+    assert "FOR TABLE public.orders, public.debezium_heartbeat;" in sql
+    assert "CREATE TABLE IF NOT EXISTS public.users" in sql  # orders references users
+
+
+def test_no_password_in_sql_or_init_script():
+    assert "PASSWORD '" not in postgres.init_sql(PostgresConfig(), TABLES)
+    assert "$CDC_PASSWORD" in postgres.INIT_SCRIPT
+    assert_valid_sh(postgres.INIT_SCRIPT)
+
+
+def test_manifests_wire_secret_env_probes_and_storage():
+    init, service, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion", "ingestion")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-credentials", "key": "admin-password"}
+    assert env["CDC_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "cdc-password"
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+    assert "pg_isready" in container["readinessProbe"]["exec"]["command"]
+    claim = statefulset["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5120Mi"
+    assert service["spec"]["ports"][0]["nodePort"] == 30432
+    assert "init.sql" in init["data"]
