@@ -173,3 +173,21 @@ def test_kafka_external_access_matches_the_node_ports(program):
         service = program.one("Service", f"kafka-{ordinal}-external")
         assert service.inputs["spec"]["ports"][0]["nodePort"] == port
         assert service.inputs["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == f"kafka-{ordinal}"
+
+
+def test_every_manifest_passes_the_kubernetes_schema(program):
+    import kubernetes_validate
+
+    validated = 0
+    for resource in program.resources:
+        if not resource.kind:
+            continue
+        group_version = resource.type.split(":")[1]
+        api_version = group_version.removeprefix("core/")
+        manifest = {"apiVersion": api_version, "kind": resource.kind, **resource.inputs}
+        try:
+            kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError(f"{resource.name}: {error.message} at {list(error.path)}") from None
+        validated += 1
+    assert validated >= 35
