@@ -245,7 +245,7 @@ def test_unknown_values_during_preview_do_not_crash():
     notes = {c.name: c.notes for c in report.consumers}
     assert notes["schema-registry"] == ("memory unknown in preview: schema-registry",)
     assert notes["kafka-connect"] == ("replicas unknown in preview, counted as 1",)
-    assert notes["opaque"] == ("pod spec unknown in preview",)
+    assert notes["opaque"][0] == "pod spec unknown in preview"
     assert report.total == (1024 + 2046 + 2048) * MI
     batch = layer_memory_report(resources)["batch"]
     assert {c.name: c.replicas for c in batch.consumers}["job executor"] == 2

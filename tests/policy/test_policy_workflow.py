@@ -1,0 +1,58 @@
+"""The pull-request workflow previews dev with the pack, and actionlint accepts it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW = REPO / ".github" / "workflows" / "pull-request.yml"
+
+
+def actionlint_binary(env: dict[str, str]) -> str:
+    """The actionlint to run. In CI a missing binary is a failure, never a silent skip."""
+    binary = env.get("ACTIONLINT", "")
+    if binary:
+        return binary
+    if env.get("CI", "").lower() == "true":
+        pytest.fail(
+            "ACTIONLINT is not set; CI must install actionlint "
+            "(go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12) and export ACTIONLINT"
+        )
+    pytest.skip("set ACTIONLINT to the actionlint binary to lint the workflow")
+
+
+def test_actionlint_accepts_the_workflow():
+    binary = actionlint_binary(dict(os.environ))
+    result = subprocess.run(
+        [binary, "-no-color", str(WORKFLOW.relative_to(REPO))], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_actionlint_fails_in_ci_and_skips_locally():
+    with pytest.raises(pytest.fail.Exception):
+        actionlint_binary({"CI": "true"})
+    with pytest.raises(pytest.skip.Exception):
+        actionlint_binary({})
+    assert actionlint_binary({"CI": "true", "ACTIONLINT": "/x/actionlint"}) == "/x/actionlint"
+
+
+def test_workflow_previews_dev_with_the_policy_pack_on_pull_requests():
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "pull_request" in triggers
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    pulumi = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert len(pulumi) == 1
+    assert pulumi[0]["uses"] == "pulumi/actions@v6"  # pinned major version
+    assert pulumi[0]["with"]["command"] == "preview"
+    assert pulumi[0]["with"]["policyPacks"] == "policy"
+    assert pulumi[0]["with"]["stack-name"] == "dev"
+    # the pack's virtualenv (../.venv from policy/) is created before the preview runs
+    venv_step = next(i for i, s in enumerate(steps) if "python -m venv .venv" in s.get("run", ""))
+    assert venv_step < steps.index(pulumi[0])
