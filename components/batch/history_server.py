@@ -1,0 +1,160 @@
+"""The Spark History Server: there is no official chart, so it is the apache/spark image running
+`start-history-server.sh` in the foreground, reading the event logs jobs write (the seed's 5Gi PVC
+by default, or an s3a:// location)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+
+from components import kube
+from components.batch import spark
+from components.batch.config import HistoryServerConfig, SparkConfig
+from components.cloud.access import S3Endpoint
+
+APP = "spark-history-server"
+PORT = 18080
+CLAIM = "spark-history"
+JARS_DIR = "/opt/datapipe/jars"
+
+
+def maven_url(coordinate: str) -> str:
+    """group:artifact:version -> the jar on Maven Central."""
+    group, artifact, version = coordinate.split(":")
+    return f"https://repo1.maven.org/maven2/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
+
+
+def s3a_jars(packages: tuple[str, ...]) -> list[str]:
+    # The History Server only reads event logs: it needs the s3a filesystem, not Iceberg.
+    return [p for p in packages if p.startswith(("org.apache.hadoop:hadoop-aws:", "com.amazonaws:"))]
+
+
+def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S3Endpoint]) -> str:
+    options = {
+        "spark.history.fs.logDirectory": log_dir,
+        "spark.history.ui.port": str(PORT),
+        # The cleaner keeps the event logs inside their volume.
+        "spark.history.fs.cleaner.enabled": "true",
+        "spark.history.fs.cleaner.maxAge": f"{config.retention_days}d",
+    }
+    if endpoint is not None:
+        options |= spark.s3a_settings(endpoint)
+    return " ".join(f"-D{key}={value}" for key, value in options.items())
+
+
+def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace: str, layer: str,
+              endpoint: Optional[S3Endpoint]) -> list[dict[str, Any]]:
+    """`endpoint` is the S3 endpoint when the event logs are on s3a (config.event_log_dir set)."""
+    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    on_s3 = config.event_log_dir is not None
+    log_dir = spark.event_log_dir(config.event_log_dir)
+    env = [
+        {"name": "SPARK_NO_DAEMONIZE", "value": "true"},
+        {"name": "SPARK_LOG_DIR", "value": "/tmp/spark-logs"},
+        {"name": "SPARK_PID_DIR", "value": "/tmp"},
+        # The heap follows the container limit (JvmService), leaving the rest for off-heap memory.
+        {"name": "SPARK_DAEMON_MEMORY", "value": f"{config.effective_heap_mib}m"},
+        {"name": "SPARK_HISTORY_OPTS", "value": history_opts(config, log_dir, endpoint if on_s3 else None)},
+    ]
+    volumes: list[dict[str, Any]] = []
+    mounts: list[dict[str, Any]] = []
+    init: list[dict[str, Any]] = []
+    claims: list[dict[str, Any]] = []
+    if on_s3:
+        env += spark.credentials_env() + [{"name": "SPARK_DAEMON_CLASSPATH", "value": f"{JARS_DIR}/*"}]
+        volumes.append({"name": "jars", "emptyDir": {"sizeLimit": "1Gi"}})
+        mounts.append({"name": "jars", "mountPath": JARS_DIR, "readOnly": True})
+        urls = " ".join(maven_url(p) for p in s3a_jars(spark_config.packages))
+        init.append({
+            "name": "s3a-jars",
+            "image": config.download_image,
+            "command": ["sh", "-c", f"set -eu; cd {JARS_DIR}; for url in {urls}; do curl -fsSLO \"$url\"; done"],
+            "resources": kube.memory_resources(128, "100m"),
+            "securityContext": kube.restricted_security_context(spark.UID),
+            "volumeMounts": [{"name": "jars", "mountPath": JARS_DIR}],
+        })
+    else:
+        claims.append({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": meta(CLAIM),
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": f"{config.storage_mib}Mi"}}},
+        })
+        volumes.append({"name": spark.EVENTS_VOLUME, "persistentVolumeClaim": {"claimName": CLAIM}})
+        mounts.append({"name": spark.EVENTS_VOLUME, "mountPath": spark.EVENTS_MOUNT})
+    probe = {"httpGet": {"path": "/", "port": PORT}}
+    pod: dict[str, Any] = {
+        "serviceAccountName": APP,
+        "enableServiceLinks": False,
+        # fsGroup makes the event-log volume writable for jobs and the History Server's cleaner.
+        "securityContext": {"runAsUser": spark.UID, "runAsNonRoot": True, "fsGroup": spark.UID},
+        "containers": [{
+            "name": APP,
+            "image": config.image,
+            "command": ["/opt/spark/sbin/start-history-server.sh"],
+            "ports": [{"name": "http", "containerPort": PORT}],
+            "env": env,
+            "resources": kube.memory_resources(config.memory_mib, "250m"),
+            "securityContext": kube.restricted_security_context(spark.UID),
+            "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 10},
+            "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 15, "failureThreshold": 6},
+            "volumeMounts": mounts,
+        }],
+        "volumes": volumes,
+    }
+    if init:
+        pod["initContainers"] = init
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(APP),
+        "spec": {
+            "replicas": 1,
+            # Recreate: the volume is ReadWriteOnce and a surge pod would not fit the quota.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": kube.selector(APP)},
+            "template": {"metadata": {"labels": kube.labels(APP, layer)}, "spec": pod},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(APP),
+        "spec": {"type": "NodePort", "selector": kube.selector(APP),
+                 "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
+    }
+    return claims + [deployment, service]
+
+
+@dataclass
+class SparkHistoryServerArgs:
+    config: HistoryServerConfig
+    spark: SparkConfig
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    layer: str
+    external_host: str
+    endpoint: S3Endpoint
+    depends_on: list[pulumi.Resource]
+
+
+class SparkHistoryServer(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    external_url: pulumi.Output[str]
+    event_log_dir: str
+    claim: Optional[str]
+
+    def __init__(self, name: str, args: SparkHistoryServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("datapipe:batch:SparkHistoryServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        for manifest in manifests(args.config, args.spark, args.namespace_name, args.layer, args.endpoint):
+            manifest["metadata"]["namespace"] = args.namespace
+            kube.create(name, manifest, child)
+        self.event_log_dir = spark.event_log_dir(args.config.event_log_dir)
+        self.claim = None if args.config.event_log_dir is not None else CLAIM
+        self.url = pulumi.Output.from_input(f"http://{APP}.{args.namespace_name}.svc.cluster.local:{PORT}")
+        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
+        self.register_outputs({"url": self.url, "external_url": self.external_url})

@@ -1,0 +1,205 @@
+"""Configuration of the cloud side: S3 on AWS, the in-cluster S3-compatible store that replaces it
+on a laptop, and Snowflake. Each part switches on or off per stack; a part that is off registers
+no resource and no provider of its package (the local stack's engine has no aws/snowflake plugin).
+
+Defaults: AWS on (its credentials come from the environment), the in-cluster store on exactly
+when AWS is off, Snowflake off until a stack names its account."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config_types import Image, NodePort, Strict
+from components.quantities import Mebibytes
+
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# Unquoted upper-case Snowflake identifiers: the provider quotes names, so the portable form avoids
+# objects that can only be addressed with quotes.
+IDENTIFIER = r"^[A-Z_][A-Z0-9_$]*$"
+AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$"
+
+
+class LifecycleConfig(Strict):
+    """A bucket's lifecycle rules. Days count from object creation; None leaves a step out.
+
+    S3's own constraints are checked here rather than at `pulumi up`: STANDARD_IA needs objects
+    at least 30 days old, an object must stay 30 days in IA before it may move on, and expiry must
+    come after the last transition."""
+
+    infrequent_access_after_days: Optional[int] = Field(None, ge=30)
+    archive_after_days: Optional[int] = Field(None, ge=1)
+    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = "GLACIER"
+    expire_after_days: Optional[int] = Field(None, ge=1)
+    # Versioned buckets keep overwritten/deleted objects as noncurrent versions until this expiry.
+    noncurrent_version_expire_after_days: Optional[int] = Field(None, ge=1)
+    # Parts of an upload that never completed are billed until aborted (a crashed sink leaves them).
+    abort_incomplete_multipart_upload_after_days: int = Field(7, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        ia, archive, expire = self.infrequent_access_after_days, self.archive_after_days, self.expire_after_days
+        if ia is not None and archive is not None and archive < ia + 30:
+            raise ValueError(f"archiveAfterDays ({archive}) must be at least infrequentAccessAfterDays + 30 "
+                             f"({ia + 30}): S3 keeps objects 30 days in STANDARD_IA before a further transition")
+        last = max((d for d in (ia, archive) if d is not None), default=None)
+        if expire is not None and last is not None and expire <= last:
+            raise ValueError(f"expireAfterDays ({expire}) must come after the last transition (day {last})")
+        return self
+
+
+class BucketConfig(Strict):
+    # Unset: Pulumi names the bucket `datapipe-<stack>-<role>-<random>` (bucket names are global).
+    name: Optional[str] = Field(None, pattern=BUCKET_NAME)
+    versioning: bool = False
+    lifecycle: LifecycleConfig = LifecycleConfig()
+
+
+def _raw_bucket() -> BucketConfig:
+    # The archive is the system of record (the lake can be rebuilt from it): versioned, cooled down
+    # to IA after a month and to Glacier after a quarter, kept until someone sets an expiry.
+    return BucketConfig(versioning=True, lifecycle=LifecycleConfig(
+        infrequent_access_after_days=30, archive_after_days=90, noncurrent_version_expire_after_days=90))
+
+
+def _lake_bucket() -> BucketConfig:
+    # Iceberg rewrites and expires its own files; versioning would only keep what Iceberg deleted.
+    # Table files are read at random, so no IA/Glacier transitions by default either.
+    return BucketConfig(versioning=False, lifecycle=LifecycleConfig(noncurrent_version_expire_after_days=7))
+
+
+class AwsConfig(Strict):
+    enabled: bool = True
+    region: str = Field("us-east-1", pattern=AWS_REGION)
+    raw_bucket: BucketConfig = Field(default_factory=_raw_bucket)
+    lake_bucket: BucketConfig = Field(default_factory=_lake_bucket)
+    # Added to the default tags (project, stack, managed-by) of every taggable AWS resource.
+    tags: dict[str, str] = {}
+
+
+class ObjectStoreConfig(Strict):
+    """An S3-compatible store (SeaweedFS) in the batch cluster, for stacks without an AWS account.
+
+    SeaweedFS rather than MinIO: MinIO stopped publishing community images in 2025, while
+    SeaweedFS publishes a tagged image per release and tests its S3 API against Spark."""
+
+    # None: on exactly when cloud.aws is off (one of them must hold the buckets).
+    enabled: Optional[bool] = None
+    image: Image = "chrislusf/seaweedfs:4.47"
+    memory_mib: Mebibytes = Field(512, alias="memory")
+    storage_mib: Mebibytes = Field(10240, alias="storage")
+    node_port: NodePort = 30045
+    raw_bucket: str = Field("datapipe-raw", pattern=BUCKET_NAME)
+    lake_bucket: str = Field("datapipe-lake", pattern=BUCKET_NAME)
+    # The S3 region clients sign requests for; SeaweedFS accepts any.
+    region: str = Field("us-east-1", pattern=AWS_REGION)
+    # How the ingestion cluster reaches the store: <ingestionHost>:<nodePort> on the batch cluster.
+    # Kind runs both clusters' nodes as containers on the `kind` Docker network, where a node's
+    # container name resolves to its address; `batch-analytics-control-plane` is the batch
+    # cluster's control-plane node (kind/batch-cluster.yaml). Elsewhere, set any batch node's
+    # address reachable from the ingestion cluster's pods, e.g. the output of
+    #   docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' batch-analytics-control-plane
+    ingestion_host: str = Field("batch-analytics-control-plane", pattern=r"^[A-Za-z0-9.-]+$")
+
+    @property
+    def ingestion_endpoint(self) -> str:
+        return f"http://{self.ingestion_host}:{self.node_port}"
+
+
+class SnowflakeConnection(Strict):
+    """How Pulumi itself logs in (key-pair JWT); the private key is the secret datapipe:snowflakePrivateKey."""
+
+    organization_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$")
+    account_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$")
+    user: Optional[str] = Field(None, min_length=1)
+    # Creating a storage integration needs ACCOUNTADMIN (or a role granted CREATE INTEGRATION).
+    role: str = "ACCOUNTADMIN"
+    # The session's warehouse; DDL needs none, so any existing warehouse will do.
+    warehouse: Optional[str] = None
+
+
+class SnowflakeWarehouseConfig(Strict):
+    name: str = Field("DATAPIPE_WH", pattern=IDENTIFIER)
+    size: Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE"] = "XSMALL"
+    # Credits are billed while running; 60 s is Snowflake's smallest useful auto-suspend.
+    auto_suspend_seconds: int = Field(60, ge=60)
+
+
+class SnowflakeRoles(Strict):
+    loader: str = Field("DATAPIPE_LOADER", pattern=IDENTIFIER)
+    transformer: str = Field("DATAPIPE_TRANSFORMER", pattern=IDENTIFIER)
+    reporter: str = Field("DATAPIPE_REPORTER", pattern=IDENTIFIER)
+
+
+class DbtUserConfig(Strict):
+    """The service user dbt logs in as (role: transformer). Its private key is the secret
+    datapipe:snowflakeDbtPrivateKey; Snowflake only stores the public half given here."""
+
+    name: str = Field("DATAPIPE_DBT", pattern=IDENTIFIER)
+    rsa_public_key: Optional[str] = None
+
+    @field_validator("rsa_public_key")
+    @classmethod
+    def _key_body(cls, value: Optional[str]) -> Optional[str]:
+        # Snowflake wants the base64 body only; accept a PEM file's content as people paste it.
+        if value is None:
+            return None
+        body = "".join(line.strip() for line in value.splitlines() if line.strip() and "-----" not in line)
+        if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body) or len(body) < 200:
+            raise ValueError("is not an RSA public key (PEM or its base64 body, e.g. from "
+                             "`openssl rsa -in dbt.p8 -pubout`)")
+        return body
+
+
+class SnowflakeConfig(Strict):
+    # Off unless a stack names its account: unlike AWS (credentials from the environment, a region
+    # default), Snowflake has no sensible default for who to log in as.
+    enabled: bool = False
+    connection: SnowflakeConnection = SnowflakeConnection()
+    database: str = Field("DATAPIPE", pattern=IDENTIFIER)
+    warehouse: SnowflakeWarehouseConfig = SnowflakeWarehouseConfig()
+    roles: SnowflakeRoles = SnowflakeRoles()
+    dbt_user: DbtUserConfig = DbtUserConfig()
+    # The external stage over the raw bucket's CDC prefix (needs cloud.aws).
+    stage: str = Field("RAW_CDC_STAGE", pattern=IDENTIFIER)
+
+    def missing_settings(self) -> list[str]:
+        """Keys an enabled Snowflake needs and has no default for (checked with the whole stack,
+        so that the defaults here stay constructible)."""
+        if not self.enabled:
+            return []
+        missing = [f"connection.{key}" for key, value in (
+            ("organizationName", self.connection.organization_name),
+            ("accountName", self.connection.account_name),
+            ("user", self.connection.user)) if not value]
+        if self.dbt_user.rsa_public_key is None:
+            missing.append("dbtUser.rsaPublicKey")
+        return missing
+
+    @property
+    def account_identifier(self) -> str:
+        """`<org>-<account>`, the form clients such as dbt take."""
+        return f"{self.connection.organization_name}-{self.connection.account_name}"
+
+
+class CloudConfig(Strict):
+    aws: AwsConfig = AwsConfig()
+    object_store: ObjectStoreConfig = ObjectStoreConfig()
+    snowflake: SnowflakeConfig = SnowflakeConfig()
+
+    @property
+    def object_store_enabled(self) -> bool:
+        store = self.object_store.enabled
+        return (not self.aws.enabled) if store is None else store
+
+    @model_validator(mode="after")
+    def _one_bucket_home(self):
+        if self.aws.enabled and self.object_store_enabled:
+            raise ValueError("aws.enabled and objectStore.enabled are both true; the buckets live in one "
+                             "place: switch one off")
+        if not self.aws.enabled and not self.object_store_enabled:
+            raise ValueError("aws.enabled and objectStore.enabled are both false; the S3 sink and Spark need "
+                             "buckets: enable one of them")
+        return self
