@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.batch import memory as batch_memory
+from components.batch.config import BatchConfig
+from components.cloud.config import CloudConfig
 from components.config_types import ClusterTarget, Strict
 from components.ingestion.config import IngestionConfig
+from components.quantities import format_mib
 
 NAMESPACE = "datapipe"
 
@@ -33,20 +37,97 @@ class ClustersConfig(Strict):
 class StackConfig(Strict):
     clusters: ClustersConfig = ClustersConfig()
     ingestion: IngestionConfig = IngestionConfig()
+    batch: BatchConfig = BatchConfig()
+    cloud: CloudConfig = CloudConfig()
+
+    @property
+    def dbt_enabled(self) -> bool:
+        explicit = self.batch.dbt.enabled
+        return self.cloud.snowflake.enabled if explicit is None else explicit
+
+    @property
+    def object_store(self):
+        """The in-cluster store's config when it holds the buckets, else None."""
+        return self.cloud.object_store if self.cloud.object_store_enabled else None
+
+    def batch_memory_allocation_mib(self) -> dict[str, int]:
+        return batch_memory.memory_allocation_mib(self.batch, self.object_store, self.dbt_enabled)
+
+    def batch_storage_allocation_mib(self) -> dict[str, int]:
+        return batch_memory.storage_allocation_mib(self.batch, self.object_store)
+
+    @model_validator(mode="after")
+    def _cross_layer_checks(self):
+        """Checks that span sections: each message names the keys involved."""
+        problems = []
+        batch, cloud = self.batch, self.cloud
+        missing = cloud.snowflake.missing_settings()
+        if missing:
+            keys = ", ".join(f"{NAMESPACE}:cloud.snowflake.{key}" for key in missing)
+            problems.append(f"{NAMESPACE}:cloud.snowflake.enabled is true but these keys are not set: {keys}; "
+                            "set them, or switch Snowflake off with enabled: false")
+        if batch.dbt.enabled and not cloud.snowflake.enabled:
+            problems.append(f"{NAMESPACE}:batch.dbt.enabled is true but {NAMESPACE}:cloud.snowflake.enabled is false; "
+                            "dbt's only target is Snowflake")
+        log_dir = batch.history_server.event_log_dir
+        if log_dir is not None and log_dir.split("/")[2] not in self._bucket_names():
+            where = ", ".join(self._bucket_names()) or (
+                "none is named yet: set cloud.aws.lakeBucket.name, a generated name is only known at deploy time")
+            problems.append(f"{NAMESPACE}:batch.historyServer.eventLogDir must be in the lake or raw bucket "
+                            f"({where}); Spark's key reaches no other bucket")
+        ports = {"batch.spark.uiNodePort": batch.spark.ui_node_port,
+                 "batch.historyServer.nodePort": batch.history_server.node_port}
+        if self.object_store is not None:
+            ports["cloud.objectStore.nodePort"] = self.object_store.node_port
+        seen: dict[int, str] = {}
+        for key, port in ports.items():
+            if port in seen:
+                problems.append(f"{NAMESPACE}:{key} and {NAMESPACE}:{seen[port]} both use NodePort {port} on the "
+                                "batch cluster; each service needs its own")
+            seen.setdefault(port, key)
+        allocation = self.batch_memory_allocation_mib()
+        total = sum(allocation.values())
+        if total > batch.memory_budget_mib:
+            detail = ", ".join(f"{k} {format_mib(v)}" for k, v in allocation.items())
+            problems.append(
+                f"{NAMESPACE}:batch: memory limits total {format_mib(total)} ({detail}; Spark pods include "
+                f"their memory overhead), above memoryBudget {format_mib(batch.memory_budget_mib)}; lower a "
+                "service's memory, the executor count, or raise batch.memoryBudget")
+        storage = self.batch_storage_allocation_mib()
+        if sum(storage.values()) > batch.storage_budget_mib:
+            detail = ", ".join(f"{k} {format_mib(v)}" for k, v in storage.items())
+            problems.append(f"{NAMESPACE}:batch: storage requests total {format_mib(sum(storage.values()))} "
+                            f"({detail}), above storageBudget {format_mib(batch.storage_budget_mib)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _bucket_names(self) -> tuple[str, ...]:
+        if self.object_store is not None:
+            return (self.object_store.raw_bucket, self.object_store.lake_bucket)
+        return tuple(b.name for b in (self.cloud.aws.lake_bucket, self.cloud.aws.raw_bucket) if b.name)
 
 
 # Top-level keys of the `datapipe:` namespace that hold plain (non-secret) structured config.
 STRUCTURED_KEYS = tuple(to_camel(name) for name in StackConfig.model_fields)
 # Secret keys read with require_secret; listed so the unknown-key check accepts them.
-SECRET_KEYS = ("s3SinkAccessKeyId", "s3SinkSecretAccessKey")
+SNOWFLAKE_PRIVATE_KEY = "snowflakePrivateKey"
+SNOWFLAKE_DBT_PRIVATE_KEY = "snowflakeDbtPrivateKey"
+SECRET_KEYS = (SNOWFLAKE_PRIVATE_KEY, SNOWFLAKE_DBT_PRIVATE_KEY)
+# Keys earlier versions took, with what replaced them, so an old stack file gets a useful error.
+REMOVED_KEYS = {
+    "s3SinkAccessKeyId": "the S3 sink now gets its own least-privilege key from the cloud layer; remove it",
+    "s3SinkSecretAccessKey": "the S3 sink now gets its own least-privilege key from the cloud layer; remove it",
+}
 
 
 @dataclass(frozen=True)
 class Secrets:
-    """Secret inputs, kept as pulumi Outputs marked secret."""
+    """Secret inputs, kept as pulumi Outputs marked secret. Only what the enabled parts need is
+    read (and required): a stack with Snowflake off needs no Snowflake keys."""
 
-    s3_sink_access_key_id: Any
-    s3_sink_secret_access_key: Any
+    snowflake_private_key: Optional[Any] = None
+    snowflake_dbt_private_key: Optional[Any] = None
 
 
 def _format_errors(error: ValidationError) -> list[str]:
@@ -56,7 +137,8 @@ def _format_errors(error: ValidationError) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against the configuration reference in README.md)"
-        lines.append(f"{NAMESPACE}:{path}: {message}")
+        # Checks spanning sections (StackConfig's own) name their keys in the message.
+        lines.append(f"{NAMESPACE}:{path}: {message}" if path else message)
     return lines
 
 
@@ -66,7 +148,8 @@ def parse_stack_config(raw: Mapping[str, Any]) -> StackConfig:
     Pure: no Pulumi runtime needed, so tests and tools can call it directly.
     """
     problems = [
-        f"{NAMESPACE}:{key}: unknown key; known keys are {', '.join(STRUCTURED_KEYS + SECRET_KEYS)}"
+        f"{NAMESPACE}:{key}: " + (REMOVED_KEYS.get(key)
+                                  or f"unknown key; known keys are {', '.join(STRUCTURED_KEYS + SECRET_KEYS)}")
         for key in raw
         if key not in STRUCTURED_KEYS and key not in SECRET_KEYS
     ]
@@ -105,10 +188,12 @@ def load_stack_config() -> tuple[StackConfig, Secrets]:
         raise pulumi.RunError(str(error)) from None
 
     cfg = pulumi.Config(NAMESPACE)
-    secrets = Secrets(
-        s3_sink_access_key_id=cfg.require_secret("s3SinkAccessKeyId"),
-        s3_sink_secret_access_key=cfg.require_secret("s3SinkSecretAccessKey"),
-    )
+    secrets = Secrets()
+    if config.cloud.snowflake.enabled:
+        secrets = Secrets(
+            snowflake_private_key=cfg.require_secret(SNOWFLAKE_PRIVATE_KEY),
+            snowflake_dbt_private_key=cfg.require_secret(SNOWFLAKE_DBT_PRIVATE_KEY) if config.dbt_enabled else None,
+        )
     return config, secrets
 
 

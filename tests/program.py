@@ -20,7 +20,17 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 LAST_MONITOR: Optional["_RecordingMonitor"] = None
-DEFAULT_SECRETS = {"s3SinkAccessKeyId": "AKIATESTACCESSKEY", "s3SinkSecretAccessKey": "test-secret-access-key"}
+DEFAULT_SECRETS = {"snowflakePrivateKey": "-----BEGIN PRIVATE KEY-----\npulumi-test-key\n-----END PRIVATE KEY-----",
+                   "snowflakeDbtPrivateKey": "-----BEGIN PRIVATE KEY-----\ndbt-test-key\n-----END PRIVATE KEY-----"}
+TEST_PUBLIC_KEY = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 300 + "IDAQAB"
+# Every test runs the whole platform unless it says otherwise: Snowflake on (it is off by
+# default), with the account settings it then needs. Merged under every test's config.
+DEFAULT_CONFIG: dict[str, Any] = {"cloud": {"snowflake": {
+    "enabled": True,
+    "connection": {"organizationName": "TESTORG", "accountName": "TESTACCOUNT", "user": "PULUMI"},
+    "dbtUser": {"rsaPublicKey": TEST_PUBLIC_KEY},
+}}}
+AWS_ACCOUNT = "123456789012"
 
 
 @dataclass
@@ -31,6 +41,10 @@ class Resource:
     parent: str
     inputs: dict[str, Any]
     secret_paths: set[str]
+    # URNs this resource was registered to depend on (depends_on and Output dependencies).
+    dependencies: list[str] = field(default_factory=list)
+    # The provider reference ("<urn>::<id>") the resource was registered with, if any.
+    provider: str = ""
 
     # The attribute names of pulumi_policy.PolicyResource, so policy rules can read these too.
     @property
@@ -67,15 +81,64 @@ class Program:
     def by_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
 
+    def under(self, component_type: str) -> list[Resource]:
+        """Resources of that component type and all their descendants (by parent URN)."""
+        by_urn = {r.urn: r for r in self.resources}
+
+        def inside(resource: Optional[Resource]) -> bool:
+            while resource is not None:
+                if resource.type == component_type:
+                    return True
+                resource = by_urn.get(resource.parent)
+            return False
+
+        return [r for r in self.resources if inside(r)]
+
+
+def _quoted(*parts: str) -> str:
+    return ".".join(f'"{part}"' for part in parts)
+
 
 class _Mocks(pulumi.runtime.Mocks):
+    """Outputs echo the inputs, plus the computed outputs the program reads (camelCase, as the
+    engine returns them): ids, bucket names and ARNs, access key secrets, Snowflake's
+    fully qualified names and the storage integration's IAM user and external id."""
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
+        resource_id = f"{args.name}-id"
+        typ = args.typ
+        if typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"generated-{args.name}"
-        return f"{args.name}-id", state
+        elif typ == "aws:s3/bucket:Bucket":
+            bucket = state.get("bucket") or f"{state['bucketPrefix']}mock0001"
+            state |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+            resource_id = bucket
+        elif typ in ("aws:iam/user:User", "aws:iam/role:Role"):
+            kind = typ.split("/")[1].split(":")[0]
+            state["arn"] = f"arn:aws:iam::{AWS_ACCOUNT}:{kind}{state.get('path', '/')}{state['name']}"
+            resource_id = state["name"]
+        elif typ == "aws:iam/accessKey:AccessKey":
+            resource_id = f"AKIA{args.name.upper().replace('-', '')[:16]}"
+            state["secret"] = f"aws-secret-of-{args.name}"
+        elif typ.startswith("snowflake:") and "name" in state:
+            if typ.endswith(("Schema", "StageExternalS3")):
+                parts = [state[k] for k in ("database", "schema") if k in state] + [state["name"]]
+                state["fullyQualifiedName"] = _quoted(*parts)
+            else:
+                state["fullyQualifiedName"] = _quoted(state["name"])
+            if typ == "snowflake:index/storageIntegrationAws:StorageIntegrationAws":
+                state["describeOutputs"] = [{"iamUserArn": "arn:aws:iam::999999999999:user/snowflake-mock",
+                                             "externalId": "MOCK_SFCRole=1_abcdef"}]
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": AWS_ACCOUNT, "arn": f"arn:aws:iam::{AWS_ACCOUNT}:user/pulumi", "userId": "AIDMOCK",
+                    "id": AWS_ACCOUNT}
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
+                    "reverseDnsPrefix": "com.amazonaws"}
         return {}
 
 
@@ -117,11 +180,23 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 inputs=_unwrap_secrets(self.resources[response.urn].state),
                 secret_paths=_secret_paths(MessageToDict(request.object)),
+                dependencies=list(request.dependencies),
+                provider=request.provider,
             ))
         return response
 
 
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` over `base`, nested objects merged key by key."""
+    result = dict(base)
+    for key, value in override.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) \
+            else value
+    return result
+
+
 def config_entries(config: dict[str, Any], secrets: Optional[dict[str, str]] = None) -> tuple[dict[str, str], list[str]]:
+    config = merged(DEFAULT_CONFIG, config)
     entries = {f"datapipe:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     secrets = DEFAULT_SECRETS if secrets is None else secrets
     entries |= {f"datapipe:{k}": v for k, v in secrets.items()}

@@ -105,8 +105,8 @@ def test_program_registers_nothing_when_config_is_invalid():
 
 
 def test_missing_secret_is_a_clear_error_before_any_resource():
-    with pytest.raises(Exception, match="s3SinkSecretAccessKey"):
-        run_program(secrets={"s3SinkAccessKeyId": "x"})
+    with pytest.raises(Exception, match="snowflakeDbtPrivateKey"):
+        run_program(secrets={"snowflakePrivateKey": "x"})
     assert harness.LAST_MONITOR.recorded == []
 
 
@@ -114,3 +114,149 @@ def test_valid_program_run_does_register_resources():
     # The two tests above would pass vacuously if the harness never recorded anything.
     run_program()
     assert len(harness.LAST_MONITOR.recorded) > 40
+
+
+# --- batch layer and cloud --------------------------------------------------------------------
+
+SNOWFLAKE = {"enabled": True,
+             "connection": {"organizationName": "ORG", "accountName": "ACCT", "user": "PULUMI"},
+             "dbtUser": {"rsaPublicKey": harness.TEST_PUBLIC_KEY}}
+
+
+def test_batch_defaults_reproduce_the_seed():
+    config = parse_stack_config({"cloud": {"snowflake": SNOWFLAKE}})
+    assert config.batch_memory_allocation_mib() == {
+        "spark-operator-controller": 512, "spark-operator-webhook": 256, "spark-history-server": 1024,
+        "spark-driver": 3072 + 384, "spark-executors": 2 * (4096 + 409), "dbt": 1024}
+    assert sum(config.batch_memory_allocation_mib().values()) == 15282 <= config.batch.memory_budget_mib == 18432
+    assert config.batch_storage_allocation_mib() == {"spark-history": 5120}
+    assert (config.batch.spark.ui_node_port, config.batch.history_server.node_port) == (30040, 30041)
+    # Without a Snowflake account: AWS holds the buckets, no Snowflake, no dbt.
+    plain = parse_stack_config({})
+    assert plain.cloud.aws.enabled and not plain.cloud.snowflake.enabled and not plain.dbt_enabled
+    assert plain.object_store is None
+    local = parse_stack_config({"cloud": {"aws": {"enabled": False}}})
+    assert local.object_store is not None and local.batch_storage_allocation_mib()["object-store"] == 10240
+
+
+def test_new_sections_reject_unknown_keys():
+    message = error_for({"batch": {"spark": {"executors": 3}}, "cloud": {"aws": {"bucket": "x"}}})
+    assert "datapipe:batch.spark.executors: unknown key" in message
+    assert "datapipe:cloud.aws.bucket: unknown key" in message
+
+
+def test_removed_s3_sink_settings_are_named_with_what_replaced_them():
+    message = error_for({"ingestion": {"s3Sink": {"bucket": "b", "region": "r"}}, "s3SinkAccessKeyId": "x"})
+    assert "datapipe:ingestion.s3Sink.bucket: unknown key" in message
+    assert "datapipe:ingestion.s3Sink.region: unknown key" in message
+    assert "datapipe:s3SinkAccessKeyId: the S3 sink now gets its own least-privilege key" in message
+
+
+def test_spark_sizes_are_checked():
+    message = error_for({"batch": {"spark": {"executor": {"memory": "lots"}}}})
+    assert "datapipe:batch.spark.executor.memory" in message and "is not a size" in message
+
+
+def test_batch_total_counts_spark_overhead_against_the_budget():
+    message = error_for({"batch": {"spark": {"executor": {"instances": 3, "memory": "4Gi"}}}})
+    assert "datapipe:batch: memory limits total 18763Mi" in message  # 768 + 1024 + 3456 + 3 x 4505
+    assert "spark-executors 13515Mi" in message and "above memoryBudget 18Gi" in message
+
+
+def test_batch_node_ports_must_differ():
+    message = error_for({"batch": {"historyServer": {"nodePort": 30040}}})
+    assert "datapipe:batch.historyServer.nodePort and datapipe:batch.spark.uiNodePort both use NodePort 30040" \
+        in message
+    message = error_for({"cloud": {"aws": {"enabled": False}, "objectStore": {"nodePort": 30041}}})
+    assert "datapipe:cloud.objectStore.nodePort" in message
+
+
+def test_smoke_job_needs_the_operator():
+    message = error_for({"batch": {"sparkOperator": {"enabled": False}, "spark": {"smokeJob": {"enabled": True}}}})
+    assert "datapipe:batch: spark.smokeJob.enabled needs sparkOperator.enabled" in message
+
+
+def test_operator_image_must_be_a_tag_and_repository_a_url():
+    assert "pin a tag, not a digest" in error_for(
+        {"batch": {"sparkOperator": {"image": "kubeflow/spark-operator@sha256:" + "a" * 64}}})
+    assert "datapipe:batch.sparkOperator.repository" in error_for(
+        {"batch": {"sparkOperator": {"repository": "kubeflow.github.io/spark-operator"}}})
+    assert "datapipe:batch.sparkOperator.version" in error_for({"batch": {"sparkOperator": {"version": "latest"}}})
+
+
+def test_dbt_needs_snowflake():
+    message = error_for({"batch": {"dbt": {"enabled": True}}})
+    assert "datapipe:batch.dbt.enabled is true but datapipe:cloud.snowflake.enabled is false" in message
+
+
+def test_snowflake_needs_its_account_when_enabled():
+    message = error_for({"cloud": {"snowflake": {"enabled": True, "connection": {"user": "PULUMI"}}}})
+    assert "datapipe:cloud.snowflake.connection.organizationName" in message
+    assert "datapipe:cloud.snowflake.connection.accountName" in message
+    assert "datapipe:cloud.snowflake.dbtUser.rsaPublicKey" in message
+    assert "connection.user" not in message.split("not set:")[1]
+
+
+def test_snowflake_identifiers_and_keys_are_checked():
+    message = error_for({"cloud": {"snowflake": {**SNOWFLAKE, "database": "my-db",
+                                                 "dbtUser": {"rsaPublicKey": "not a key"}}}})
+    assert "datapipe:cloud.snowflake.database" in message
+    assert "datapipe:cloud.snowflake.dbtUser.rsaPublicKey" in message and "is not an RSA public key" in message
+
+
+def test_pem_public_keys_are_accepted_as_pasted():
+    pem = "-----BEGIN PUBLIC KEY-----\n" + harness.TEST_PUBLIC_KEY + "\n-----END PUBLIC KEY-----\n"
+    config = parse_stack_config({"cloud": {"snowflake": {**SNOWFLAKE, "dbtUser": {"rsaPublicKey": pem}}}})
+    assert config.cloud.snowflake.dbt_user.rsa_public_key == harness.TEST_PUBLIC_KEY
+
+
+def test_exactly_one_home_for_the_buckets():
+    assert "both false" in error_for({"cloud": {"aws": {"enabled": False}, "objectStore": {"enabled": False}}})
+    message = error_for({"cloud": {"objectStore": {"enabled": True}}})
+    assert "datapipe:cloud: aws.enabled and objectStore.enabled are both true" in message
+
+
+def test_bucket_settings_are_checked():
+    message = error_for({"cloud": {"aws": {"region": "moon-1", "rawBucket": {
+        "name": "Bad_Name", "lifecycle": {"infrequentAccessAfterDays": 10}}}}})
+    assert "datapipe:cloud.aws.region" in message
+    assert "datapipe:cloud.aws.rawBucket.name" in message
+    assert "datapipe:cloud.aws.rawBucket.lifecycle.infrequentAccessAfterDays" in message
+
+
+def test_event_log_location_must_be_a_bucket_spark_can_reach():
+    message = error_for({"cloud": {"aws": {"enabled": False}},
+                         "batch": {"historyServer": {"eventLogDir": "s3a://elsewhere/logs"}}})
+    assert "datapipe:batch.historyServer.eventLogDir must be in the lake or raw bucket" in message
+    parse_stack_config({"cloud": {"aws": {"enabled": False}},
+                        "batch": {"historyServer": {"eventLogDir": "s3a://datapipe-lake/spark-events"}}})
+
+
+def test_program_registers_nothing_when_batch_or_cloud_config_is_invalid():
+    with pytest.raises(pulumi.RunError, match="datapipe:batch.spark.executor.memory"):
+        run_program({"batch": {"spark": {"executor": {"memory": "0"}}}})
+    assert harness.LAST_MONITOR.recorded == []
+    with pytest.raises(pulumi.RunError, match="datapipe:cloud.snowflake"):
+        run_program({"cloud": {"snowflake": {"connection": {"accountName": None}}}})
+    assert harness.LAST_MONITOR.recorded == []
+
+
+def test_event_logs_on_aws_need_a_named_bucket():
+    message = error_for({"batch": {"historyServer": {"eventLogDir": "s3a://datapipe-lake-prod/spark-events"}}})
+    assert "set cloud.aws.lakeBucket.name" in message
+    parse_stack_config({"cloud": {"aws": {"lakeBucket": {"name": "datapipe-lake-prod"}}},
+                        "batch": {"historyServer": {"eventLogDir": "s3a://datapipe-lake-prod/spark-events"}}})
+
+
+def test_dev_stack_file_needs_only_the_snowflake_account():
+    import yaml
+    from pathlib import Path
+
+    raw = yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.dev.yaml").read_text())["config"]
+    config = {key.removeprefix("datapipe:"): value for key, value in raw.items()}
+    message = error_for(config)
+    assert message.count("datapipe:cloud.snowflake.") == 5  # enabled + the four keys it names
+    config["cloud"]["snowflake"] |= {key: value for key, value in SNOWFLAKE.items() if key != "enabled"}
+    dev = parse_stack_config(config)
+    assert dev.batch.spark.smoke_job.enabled and dev.dbt_enabled and dev.cloud.aws.enabled
+    assert dev.clusters.batch.kube_context == "kind-batch-analytics"

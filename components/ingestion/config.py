@@ -116,15 +116,24 @@ class KafkaConnectConfig(JvmService):
 
 
 class S3SinkConfig(Strict):
-    """Where the archive goes. Credentials are the secret keys datapipe:s3SinkAccessKeyId/…SecretAccessKey."""
+    """How the archive is written. Where it goes (bucket, region, endpoint) and the key it writes
+    with come from the cloud layer at deploy time, not from config (see ResolvedS3Sink)."""
 
-    bucket: str = Field("datapipe-raw", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]+[a-z0-9]$")
-    region: str = "us-east-1"
-    # An S3-compatible endpoint (MinIO, moto); unset means AWS.
-    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://")
     prefix: str = Field("cdc", pattern=r"^[A-Za-z0-9_.-]+$")
     flush_size: int = Field(1000, ge=1)
     rotate_interval_seconds: int = Field(60, ge=1)
+
+    def resolve(self, bucket: str, region: str, endpoint_url: Optional[str]) -> "ResolvedS3Sink":
+        return ResolvedS3Sink(**self.model_dump(), bucket=bucket, region=region, endpoint_url=endpoint_url)
+
+
+class ResolvedS3Sink(S3SinkConfig):
+    """The sink settings joined with the bucket the cloud layer created (values, not Outputs)."""
+
+    bucket: str = Field(min_length=3, max_length=63)
+    region: str
+    # An S3-compatible endpoint (the in-cluster object store); None means AWS.
+    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://")
 
 
 class IngestionConfig(Strict):

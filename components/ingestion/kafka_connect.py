@@ -20,7 +20,9 @@ import pulumi
 
 from components import kube
 from components.ingestion import connectors, topics as topic_decl
-from components.ingestion.config import KafkaConnectConfig, PostgresConfig, S3SinkConfig, TopicsConfig
+from components.cloud.access import S3Client
+from components.ingestion.config import (KafkaConnectConfig, PostgresConfig, ResolvedS3Sink, S3SinkConfig,
+                                        TopicsConfig)
 
 APP = "kafka-connect"
 PORT = 8083
@@ -100,7 +102,7 @@ wait "$worker"
 """
 
 
-def connector_files(postgres: PostgresConfig, topics: TopicsConfig, sink: S3SinkConfig,
+def connector_files(postgres: PostgresConfig, topics: TopicsConfig, sink: ResolvedS3Sink,
                     db_host: str, db_port: int, registry_url: str) -> dict[str, str]:
     """File name -> JSON body for PUT /connectors/<name>/config."""
     registry = connectors.RegistryEndpoint(url=registry_url, secrets_dir=SECRETS_DIR)
@@ -227,8 +229,9 @@ class KafkaConnectArgs:
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
     db_password: pulumi.Input[str]
-    s3_access_key_id: pulumi.Input[str]
-    s3_secret_access_key: pulumi.Input[str]
+    # The raw bucket and the sink's own S3 key, from the cloud layer.
+    raw_bucket: pulumi.Input[str]
+    s3: S3Client
 
 
 class KafkaConnect(pulumi.ComponentResource):
@@ -247,14 +250,16 @@ class KafkaConnect(pulumi.ComponentResource):
                 connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
                 connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
                     pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
-                connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3_access_key_id),
-                connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3_secret_access_key),
+                connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
+                connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
             },
         }, child)
         rf = args.topics.replication_factor
         env = pulumi.Output.from_input(args.bootstrap_servers).apply(lambda b: container_env(args.config, b, rf))
-        files = pulumi.Output.all(args.db_host, args.db_port, args.registry_url).apply(
-            lambda v: connector_files(args.postgres, args.topics, args.sink, v[0], v[1], v[2]))
+        endpoint = args.s3.endpoint
+        files = pulumi.Output.all(args.db_host, args.db_port, args.registry_url, args.raw_bucket).apply(
+            lambda v: connector_files(args.postgres, args.topics,
+                                      args.sink.resolve(v[3], endpoint.region, endpoint.url), v[0], v[1], v[2]))
         digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
         for manifest in manifests(args.config, args.topics, args.namespace_name, args.layer, env,
                                   args.bootstrap_servers, files, digest):

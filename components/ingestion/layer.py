@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import urlparse
 
 import pulumi
 
+from components.cloud.access import S3Client, S3Endpoint
 from components.ingestion import kafka_connect, postgres, schema_registry
 from components.ingestion.config import IngestionConfig
 from components.ingestion.kafka import (CONTROLLER_PORT, EXTERNAL_PORT, INTERNAL_PORT, KafkaCluster,
@@ -39,21 +39,19 @@ def flows() -> list[Flow]:
     ]
 
 
-def external_egress(config: IngestionConfig) -> list[ExternalEgress]:
-    # Connect downloads its plugins (HTTPS) and writes to S3 (HTTPS, or the configured endpoint).
-    ports = {443}
-    if config.s3_sink.endpoint_url:
-        url = urlparse(config.s3_sink.endpoint_url)
-        ports.add(url.port or (443 if url.scheme == "https" else 80))
-    return [ExternalEgress(CONNECT, tuple(sorted(ports)))]
+def external_egress(s3: S3Endpoint) -> list[ExternalEgress]:
+    # Connect downloads its plugins (HTTPS) and writes to S3: HTTPS on AWS, or the in-cluster
+    # object store's NodePort on the batch cluster (outside this cluster, hence external).
+    return [ExternalEgress(CONNECT, tuple(sorted({443, s3.port})))]
 
 
 @dataclass
 class IngestionLayerArgs:
     config: IngestionConfig
     kafka_cluster_id: str
-    s3_access_key_id: pulumi.Input[str]
-    s3_secret_access_key: pulumi.Input[str]
+    # The raw archive bucket and the S3 sink's own key (from the cloud or batch layer).
+    raw_bucket: pulumi.Input[str]
+    s3: S3Client
 
 
 class IngestionLayer(pulumi.ComponentResource):
@@ -69,7 +67,7 @@ class IngestionLayer(pulumi.ComponentResource):
             namespace=ns_name, layer=LAYER,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
             service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT],
-            flows=flows(), external_egress=external_egress(cfg), host_cidrs=cfg.host_access_cidrs,
+            flows=flows(), external_egress=external_egress(args.s3.endpoint), host_cidrs=cfg.host_access_cidrs,
         ), child)
         ns = self.namespace.name
 
@@ -90,7 +88,7 @@ class IngestionLayer(pulumi.ComponentResource):
             registry_user=self.schema_registry.client_user,
             registry_password=self.schema_registry.client_password,
             db_host=self.postgres.host, db_port=self.postgres.port, db_password=self.postgres.cdc_password,
-            s3_access_key_id=args.s3_access_key_id, s3_secret_access_key=args.s3_secret_access_key,
+            raw_bucket=args.raw_bucket, s3=args.s3,
         ), child)
 
         host = cfg.external_host

@@ -5,6 +5,8 @@ from components.ingestion import connectors, kafka_connect
 from components.ingestion.config import PostgresConfig, S3SinkConfig, TopicsConfig
 
 REGISTRY = connectors.RegistryEndpoint("http://schema-registry:8081", "/opt/connect-secrets")
+# The bucket and region come from the cloud layer at deploy time.
+ON_AWS = S3SinkConfig().resolve("datapipe-raw-test", "eu-west-1", None)
 SECRET_KEYS = re.compile(r"password|secret|user\.info", re.I)
 
 
@@ -24,7 +26,9 @@ def test_debezium_source_settings():
 
 
 def test_s3_sink_settings():
-    config = connectors.s3_sink(S3SinkConfig(), TopicsConfig(), REGISTRY)
+    config = connectors.s3_sink(ON_AWS, TopicsConfig(), REGISTRY)
+    assert (config["s3.bucket.name"], config["s3.region"]) == ("datapipe-raw-test", "eu-west-1")
+    assert config["topics.dir"] == "cdc"
     assert config["format.class"].endswith("ParquetFormat") and config["parquet.codec"] == "snappy"
     assert config["path.format"] == "'year'=YYYY/'month'=MM/'day'=dd/'hour'=HH"
     assert config["partition.duration.ms"] == "3600000"
@@ -37,13 +41,15 @@ def test_s3_sink_settings():
 
 
 def test_s3_sink_custom_endpoint_uses_path_style():
-    config = connectors.s3_sink(S3SinkConfig(endpoint_url="http://minio:9000"), TopicsConfig(), REGISTRY)
-    assert config["store.url"] == "http://minio:9000" and config["s3.path.style.access.enabled"] == "true"
+    store = "http://batch-analytics-control-plane:30045"
+    in_cluster = S3SinkConfig().resolve("datapipe-raw", "us-east-1", store)
+    config = connectors.s3_sink(in_cluster, TopicsConfig(), REGISTRY)
+    assert config["store.url"] == store and config["s3.path.style.access.enabled"] == "true"
 
 
 def test_every_secret_setting_is_a_config_provider_reference():
     for config in (connectors.debezium_source(PostgresConfig(), TopicsConfig(), "h", 5432, REGISTRY),
-                   connectors.s3_sink(S3SinkConfig(), TopicsConfig(), REGISTRY)):
+                   connectors.s3_sink(ON_AWS, TopicsConfig(), REGISTRY)):
         secret_settings = {k: v for k, v in config.items() if SECRET_KEYS.search(k) or "access.key" in k}
         assert secret_settings, "expected credentials in the connector"
         for key, value in secret_settings.items():
@@ -52,7 +58,13 @@ def test_every_secret_setting_is_a_config_provider_reference():
 
 
 def test_connector_files_are_json_bodies_named_after_connectors():
-    files = kafka_connect.connector_files(PostgresConfig(), TopicsConfig(), S3SinkConfig(), "pg", 5432, "http://sr:8081")
+    files = kafka_connect.connector_files(PostgresConfig(), TopicsConfig(), ON_AWS, "pg", 5432, "http://sr:8081")
     assert sorted(files) == ["postgres-cdc-source.json", "s3-archive-sink.json"]
     body = json.loads(files["s3-archive-sink.json"])
     assert body["value.converter.schema.registry.url"] == "http://sr:8081"
+
+
+def test_resolving_keeps_the_sink_settings_and_adds_the_destination():
+    resolved = S3SinkConfig(prefix="archive", flush_size=10).resolve("b-1", "us-east-1", None)
+    assert (resolved.prefix, resolved.flush_size, resolved.rotate_interval_seconds) == ("archive", 10, 60)
+    assert isinstance(resolved, S3SinkConfig) and resolved.bucket == "b-1" and resolved.endpoint_url is None
