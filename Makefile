@@ -1,0 +1,39 @@
+# Entry points. Each target does its own set-up on a fresh machine (virtualenv, offline Pulumi
+# toolchain built from the Go module proxy and cached in ~/.cache/datapipe-toolchain).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TOOLCHAIN_ENV = source "$$(bash scripts/toolchain.sh --print-env-file)"
+
+.PHONY: help up preview destroy test test-fast bench toolchain venv
+
+help:
+	@echo "make up        render the whole platform on the local stack (real pulumi up, no cluster/cloud)"
+	@echo "make preview   preview the local stack with the policy pack"
+	@echo "make destroy   destroy the local stack (removes rendered/)"
+	@echo "make test      every test, including the real-engine ones (what CI runs)"
+	@echo "make test-fast the tests that need no Pulumi engine (seconds)"
+	@echo "make bench     time preview/up of the local stack against a one-resource program"
+
+up:
+	bash scripts/local_stack.sh up
+
+preview:
+	bash scripts/local_stack.sh preview
+
+destroy:
+	bash scripts/local_stack.sh destroy
+
+venv:
+	bash scripts/setup_venv.sh
+
+toolchain:
+	bash scripts/toolchain.sh
+
+test: venv
+	$(TOOLCHAIN_ENV) && .venv/bin/python -m pytest -ra
+
+test-fast: venv
+	.venv/bin/python -m pytest -ra -m "not engine"
+
+bench: venv
+	$(TOOLCHAIN_ENV) && .venv/bin/python scripts/bench_engine.py
