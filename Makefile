@@ -29,8 +29,12 @@ venv:
 toolchain:
 	bash scripts/toolchain.sh
 
+ACTIONLINT_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/bin/actionlint
+
+# actionlint checks the pull-request workflow (tests/policy/test_policy_workflow.py).
 test: venv
-	$(TOOLCHAIN_ENV) && .venv/bin/python -m pytest -ra
+	@[ -x "$(ACTIONLINT_BIN)" ] || GOBIN="$$(dirname "$(ACTIONLINT_BIN)")" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+	$(TOOLCHAIN_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" .venv/bin/python -m pytest -ra
 
 test-fast: venv
 	.venv/bin/python -m pytest -ra -m "not engine"
