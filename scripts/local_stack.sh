@@ -11,10 +11,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# A passphrase that protects nothing: the local stack holds only generated local passwords.
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-datapipe-local}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi-local}"
 STACK="${DATAPIPE_STACK:-local}"
+if [[ "$STACK" == local ]]; then
+  # Pulumi.local.yaml carries the salt of this public passphrase, which protects nothing: the
+  # local stack holds only generated local passwords. A passphrase exported for other stacks
+  # would not match that salt, so it is overridden here.
+  export PULUMI_CONFIG_PASSPHRASE=datapipe-local
+  unset PULUMI_CONFIG_PASSPHRASE_FILE
+fi
 
 bash scripts/setup_venv.sh >&2
 # shellcheck disable=SC1090

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/toolchain.sh - provide the Pulumi CLI, the Python language host, the
-# kubernetes/random resource plugins and kubeconform on a machine without access
-# to Pulumi's download site or GitHub. Everything is built from the Go module
+# kubernetes/random resource plugins on a machine without access to Pulumi's
+# download site or GitHub. Everything is built from the Go module
 # proxy (the only Go source we can reach).
 #
 # Usage:
@@ -39,7 +39,6 @@
 #   Terraform random provider is bridged with pulumi-terraform-bridge through a
 #   local shim module; it reports version 4.21.4 (pulumi-random==4.21.4) and maps
 #   the same resource tokens as the pulumi_random SDK (random:index/randomPassword:...).
-# - kubeconform: github.com/yannh/kubeconform/cmd/kubeconform.
 set -euo pipefail
 
 # ---- pinned versions (the one place to change them) -------------------------
@@ -56,7 +55,6 @@ TF_PLUGIN_GO_VERSION=v0.30.0
 TF_BRIDGE_VERSION=v3.120.0               # github.com/pulumi/pulumi-terraform-bridge/v3
 TF_PLUGIN_SDK_FORK=v2.0.0-20250923233607-7f1981c8674a  # github.com/pulumi/terraform-plugin-sdk/v2 (bridge's replace)
 CLIPBOARD_FORK=v0.0.0-20241001131231-d02d263e614e      # github.com/tgummerer/clipboard (pkg/v3's replace)
-KUBECONFORM_VERSION=v0.8.0
 # -----------------------------------------------------------------------------
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -293,14 +291,6 @@ EOF
   go build -trimpath -o "$out/pulumi-resource-random" -ldflags "$ldflags" .
 }
 
-# ---- kubeconform ------------------------------------------------------------------------
-check_kubeconform() { [[ "$("$1" -v 2>/dev/null)" == "$KUBECONFORM_VERSION" ]]; }
-build_kubeconform() {
-  local out="$1"
-  GOBIN="$out" go install -trimpath -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
-    "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
-}
-
 # ---- main ---------------------------------------------------------------------------------
 log "cache: $CACHE"
 ensure pulumi "$PULUMI_VERSION" check_pulumi build_pulumi pulumi
@@ -309,7 +299,6 @@ ensure pulumi-language-python "$PULUMI_VERSION" check_language_python build_lang
 ensure pulumi-resource-kubernetes "$PULUMI_KUBERNETES_VERSION" check_kubernetes build_kubernetes \
   pulumi-resource-kubernetes
 ensure pulumi-resource-random "$PULUMI_RANDOM_VERSION" check_random build_random pulumi-resource-random
-ensure kubeconform "$KUBECONFORM_VERSION" check_kubeconform build_kubeconform kubeconform
 
 # Write env.sh (atomically, so a concurrent `source` never sees half a file).
 tmp="$(mktemp "$CACHE/env.sh.XXXXXX")"
@@ -337,8 +326,7 @@ mv -f "$tmp" "$ENV_FILE"
   command -v pulumi-language-python >/dev/null || die "pulumi-language-python not on PATH"
   check_kubernetes "$(command -v pulumi-resource-kubernetes)" || die "pulumi-resource-kubernetes on PATH is not $PULUMI_KUBERNETES_VERSION"
   check_random "$(command -v pulumi-resource-random)" || die "pulumi-resource-random on PATH is not $PULUMI_RANDOM_VERSION"
-  check_kubeconform "$(command -v kubeconform)" || die "kubeconform on PATH is not $KUBECONFORM_VERSION"
-  log "verified: pulumi $v, pulumi-resource-kubernetes $PULUMI_KUBERNETES_VERSION, pulumi-resource-random $PULUMI_RANDOM_VERSION, kubeconform $KUBECONFORM_VERSION"
+  log "verified: pulumi $v, pulumi-resource-kubernetes $PULUMI_KUBERNETES_VERSION, pulumi-resource-random $PULUMI_RANDOM_VERSION"
 )
 
 if [[ "$MODE" == print-env-file ]]; then

@@ -42,17 +42,25 @@ def test_missing_actionlint_fails_in_ci_and_skips_locally():
     assert actionlint_binary({"CI": "true", "ACTIONLINT": "/x/actionlint"}) == "/x/actionlint"
 
 
-def test_workflow_previews_dev_with_the_policy_pack_on_pull_requests():
+def test_workflow_previews_local_and_dev_with_the_policy_pack_on_pull_requests():
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert "pull_request" in triggers
     steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
     pulumi = [s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@")]
-    assert len(pulumi) == 1
-    assert pulumi[0]["uses"] == "pulumi/actions@v6"  # pinned major version
-    assert pulumi[0]["with"]["command"] == "preview"
-    assert pulumi[0]["with"]["policyPacks"] == "policy"
-    assert pulumi[0]["with"]["stack-name"] == "dev"
-    # the pack's virtualenv (../.venv from policy/) is created before the preview runs
+    assert [s["with"]["stack-name"] for s in pulumi] == ["local", "dev"]
+    for step in pulumi:
+        assert step["uses"] == "pulumi/actions@v6"  # pinned major version
+        assert step["with"]["command"] == "preview"
+        assert step["with"]["policyPacks"] == "policy"
+    # local needs no secrets: a file backend in the checkout and the stack's public passphrase
+    local = pulumi[0]
+    assert local["with"]["cloud-url"].startswith("file://")
+    assert local["with"]["upsert"] is True
+    assert local["env"]["PULUMI_CONFIG_PASSPHRASE"] == "datapipe-local"
+    state_dir = local["with"]["cloud-url"].removeprefix("file://${{ github.workspace }}/")
+    mkdir_step = next(i for i, s in enumerate(steps) if f"mkdir -p {state_dir}" in s.get("run", ""))
+    assert mkdir_step < steps.index(local)
+    # the pack's virtualenv (../.venv from policy/) is created before the previews run
     venv_step = next(i for i, s in enumerate(steps) if "python -m venv .venv" in s.get("run", ""))
-    assert venv_step < steps.index(pulumi[0])
+    assert venv_step < steps.index(local)

@@ -6,7 +6,8 @@
 // so it cannot be built offline. This host implements the subset of the
 // LanguageRuntime gRPC service that the pulumi CLI uses to preview/update/destroy
 // a Python program (Run, GetRequiredPackages, GetPluginInfo, InstallDependencies,
-// About, GetProgramDependencies, RuntimeOptionsPrompts) on top of the public
+// About, GetProgramDependencies, RuntimeOptionsPrompts) and to run a Python
+// policy pack (RunPlugin, for `--policy-pack`) on top of the public
 // github.com/pulumi/pulumi/sdk/v3 packages (python/toolchain handles pip, poetry
 // and uv virtualenvs exactly like upstream). Code generation RPCs
 // (GenerateProject, Pack, Link, ...) answer "unimplemented".
@@ -439,4 +440,47 @@ func (h *host) GetProgramDependencies(ctx context.Context,
 		deps[i] = &pulumirpc.DependencyInfo{Name: p.Name, Version: p.Version}
 	}
 	return &pulumirpc.GetProgramDependenciesResponse{Dependencies: deps}, nil
+}
+
+// RunPlugin runs a Python plugin directory such as a policy pack (what
+// `pulumi preview --policy-pack DIR` asks for): `python DIR <args>` with the
+// interpreter of the directory's `virtualenv` option (resolved against the
+// directory, default "venv"), like the upstream host's bare-directory mode.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	opts, err := parseOptions(req.GetInfo())
+	if err != nil {
+		return err
+	}
+	if opts.Toolchain == toolchain.Pip && opts.Virtualenv == "" {
+		opts.Virtualenv = "venv"
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	args := append([]string{req.GetInfo().GetProgramDirectory()}, req.GetArgs()...)
+	cmd, err := tc.Command(server.Context(), args...)
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	cmd.Dir = req.GetPwd()
+	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			if st, ok := exitErr.Sys().(syscall.WaitStatus); ok {
+				return server.Send(&pulumirpc.RunPluginResponse{
+					Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(st.ExitStatus())},
+				})
+			}
+		}
+		return fmt.Errorf("problem executing plugin program: %w", err)
+	}
+	return closer.Close()
 }
