@@ -3,16 +3,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN_ENV = source "$$(bash scripts/toolchain.sh --print-env-file)"
+# PostgreSQL (apt), Kafka/Connect 3.9.1 and Debezium (Maven Central) for the rung-5 tests.
+SERVICES_ENV = source "$$(bash scripts/services.sh --print-env-file)"
 
-.PHONY: help up preview destroy test test-fast bench toolchain venv
+.PHONY: help up preview destroy test test-fast bench toolchain services venv
 
 help:
 	@echo "make up        render the whole platform on the local stack (real pulumi up, no cluster/cloud)"
 	@echo "make preview   preview the local stack with the policy pack"
 	@echo "make destroy   destroy the local stack (removes rendered/)"
 	@echo "make test      every test, including the real-engine ones (what CI runs)"
-	@echo "make test-fast the tests that need no Pulumi engine (seconds)"
-	@echo "make bench     time preview/up of the local stack against a one-resource program"
+	@echo "make test-fast the tests that need no Pulumi engine and no real services (seconds)"
+	@echo "make bench     preview/up/policy-pack times of the local stack; CDC throughput of the real services"
 
 up:
 	bash scripts/local_stack.sh up
@@ -29,15 +31,19 @@ venv:
 toolchain:
 	bash scripts/toolchain.sh
 
+services:
+	bash scripts/services.sh
+
 ACTIONLINT_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/bin/actionlint
 
 # actionlint checks the pull-request workflow (tests/policy/test_policy_workflow.py).
 test: venv
 	@[ -x "$(ACTIONLINT_BIN)" ] || GOBIN="$$(dirname "$(ACTIONLINT_BIN)")" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
-	$(TOOLCHAIN_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" .venv/bin/python -m pytest -ra
+	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" .venv/bin/python -m pytest -ra
 
 test-fast: venv
-	.venv/bin/python -m pytest -ra -m "not engine"
+	.venv/bin/python -m pytest -ra -m "not engine and not services"
 
 bench: venv
 	$(TOOLCHAIN_ENV) && .venv/bin/python scripts/bench_engine.py
+	$(SERVICES_ENV) && .venv/bin/python scripts/bench_cdc.py

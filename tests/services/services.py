@@ -1,0 +1,436 @@
+"""Rung 5: the real services of the ingestion layer, on this machine, fed the builders' output.
+
+PostgreSQL (Debian's 15; the image is 16.4), a 3-broker KRaft Kafka 3.9.1 and a Kafka Connect 3.9.1
+worker with Debezium 3.6.1.Final, all provisioned by scripts/services.sh from apt and Maven Central.
+Each service gets exactly the settings the manifests carry — postgresql.conf settings, init SQL,
+broker server.properties, the topic script, worker properties, the Debezium connector config, the
+JVM heaps — with only these changes, each made by a named function below:
+
+- addresses, ports and paths (`localize_*`): one host runs everything, so each process gets its
+  own ports on 127.0.0.1 and its own directories;
+- converters (`without_avro`): Confluent's Avro converter and Schema Registry are not on Maven
+  Central, so the connector uses Kafka's JsonConverter. Everything else in the config is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from components import kube
+from components.ingestion import connectors, kafka_connect, postgres as pg, topics as topic_decl
+from components.ingestion.config import IngestionConfig
+from components.ingestion.kafka import BrokerEndpoints, broker_properties
+
+HOST = "127.0.0.1"
+CDC_PASSWORD = "cdc-secret-for-tests"  # a throw-away server; in the cluster it is a generated secret
+
+
+def require_services() -> None:
+    missing = [v for v in ("DATAPIPE_PG_BIN", "DATAPIPE_CONNECT_PLUGINS") if not os.environ.get(v)]
+    if missing or not shutil.which("kafka-server-start"):
+        raise RuntimeError(
+            "the real services are not provisioned: run the suite with `make test`, which runs "
+            "scripts/services.sh and sources its env file (missing: " + ", ".join(missing or ["kafka-server-start"]) + ")")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Optional[Path] = None,
+             interval: float = 0.5) -> float:
+    """Poll `check` until it is true; return the seconds it took, or fail naming `what`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception:  # noqa: BLE001 - not ready yet
+            pass
+        time.sleep(interval)
+    tail = ""
+    if log and log.exists():
+        tail = "\n--- last lines of %s ---\n%s" % (log, "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{tail}")
+
+
+class Process:
+    """A long-running service process with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log: Path, env: Optional[dict] = None, user: Optional[str] = None):
+        self.name, self.log = name, log
+        self._out = open(log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=env, user=user,
+                                     start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        self.send(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._out.close()
+
+
+def http_json(method: str, url: str, body: Optional[dict] = None, timeout: float = 30):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        text = response.read().decode()
+        return json.loads(text) if text else None
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+
+def localize_postgres(settings: dict[str, str], port: int, socket_dir: Path) -> dict[str, str]:
+    assert "listen_addresses" in settings
+    return {**settings, "listen_addresses": HOST, "port": str(port), "unix_socket_directories": str(socket_dir)}
+
+
+class Postgres:
+    """initdb + the builder's server settings + the builder's init SQL, run like the image's
+    docker-entrypoint-initdb.d does it (psql -v cdc_password=... -f init.sql)."""
+
+    def __init__(self, workdir: Path, config: IngestionConfig):
+        self.config = config.postgres
+        self.bin = Path(os.environ["DATAPIPE_PG_BIN"])
+        # initdb refuses root; the server runs as the postgres OS user the Debian package creates.
+        self.user = "postgres" if os.geteuid() == 0 else None
+        self.dir = workdir / "postgres"
+        self.dir.mkdir()
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        self.data = self.dir / "data"
+        self.port = free_ports(1)[0]
+        self.settings = localize_postgres(pg.server_settings(self.config), self.port, self.dir)
+        self.process: Optional[Process] = None
+
+    def start(self) -> "Postgres":
+        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", pg.ADMIN_USER, "--auth-local=trust",
+                        "--auth-host=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True, user=self.user)
+        args = [str(self.bin / "postgres"), "-D", str(self.data)]
+        for key, value in self.settings.items():
+            args += ["-c", f"{key}={value}"]
+        self.process = Process("postgres", args, self.dir / "postgres.log", user=self.user)
+        wait_for(lambda: self.psql("SELECT 1", database="postgres") == "1", 60, "PostgreSQL", self.process.log)
+        self.psql(f"CREATE DATABASE {self.config.database}", database="postgres")
+        init = self.dir / "init.sql"
+        init.write_text(pg.init_sql(self.config, tuple(self.tables)))
+        init.chmod(0o644)
+        subprocess.run(self._psql_args(self.config.database) + ["-v", f"cdc_password={CDC_PASSWORD}", "-f", str(init)],
+                       check=True, capture_output=True, text=True)
+        return self
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(pg.TABLE_DDL)
+
+    def _psql_args(self, database: str, user: str = pg.ADMIN_USER, host: Optional[str] = None) -> list[str]:
+        return [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host or str(self.dir),
+                "-p", str(self.port), "-U", user, "-d", database]
+
+    def psql(self, sql: str, database: Optional[str] = None, user: str = pg.ADMIN_USER, tcp: bool = False) -> str:
+        """Run SQL; TCP as `user` uses the CDC password (scram), like Debezium does."""
+        env = {**os.environ, "PGPASSWORD": CDC_PASSWORD} if tcp else None
+        result = subprocess.run(self._psql_args(database or self.config.database, user, HOST if tcp else None)
+                                + ["-c", sql], capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, sql, result.stdout, result.stderr)
+        return result.stdout.strip()
+
+    def run_script(self, sql: str) -> None:
+        """Statements from stdin, each in its own transaction (`psql -c` would wrap them in one)."""
+        subprocess.run(self._psql_args(self.config.database) + ["-f", "-"], input=sql, check=True,
+                       capture_output=True, text=True)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop(signal.SIGINT)  # fast shutdown
+
+
+# ---- Kafka ------------------------------------------------------------------------------------
+
+def localize_broker(props: dict[str, str], node_id: int, internal: list[int], controller: list[int],
+                    external: list[int], log_dir: Path) -> dict[str, str]:
+    """The builder's broker properties with host-local addresses. Every other key is unchanged."""
+    for key in ("listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"):
+        assert key in props, f"broker_properties no longer sets {key}: update the rung-5 harness"
+    return {
+        **props,
+        "listeners": f"INTERNAL://{HOST}:{internal[node_id]},CONTROLLER://{HOST}:{controller[node_id]},"
+                     f"EXTERNAL://{HOST}:{external[node_id]}",
+        "advertised.listeners": f"INTERNAL://{HOST}:{internal[node_id]},EXTERNAL://{HOST}:{external[node_id]}",
+        "controller.quorum.voters": ",".join(f"{i}@{HOST}:{port}" for i, port in enumerate(controller)),
+        "log.dirs": str(log_dir),
+    }
+
+
+class Kafka:
+    """Each broker formatted and started like the StatefulSet's START_SCRIPT does, with the
+    container's heap; then the real topic script of the `topics` init container."""
+
+    def __init__(self, workdir: Path, config: IngestionConfig, cluster_id: str):
+        self.config, self.topics = config.kafka, config.topics
+        self.dir = workdir / "kafka"
+        self.dir.mkdir()
+        n = self.config.brokers
+        ports = free_ports(3 * n)
+        self.internal, self.controller, self.external = ports[:n], ports[n:2 * n], ports[2 * n:]
+        endpoints = BrokerEndpoints(internal_hosts=(HOST,) * n, external_host=HOST, external_ports=tuple(self.external))
+        self.properties = [
+            localize_broker(broker_properties(i, self.config, self.topics, endpoints), i, self.internal,
+                            self.controller, self.external, self.dir / f"broker-{i}" / "data")
+            for i in range(n)
+        ]
+        self.cluster_id = cluster_id
+        self.brokers: dict[int, Process] = {}
+        self.env = {**os.environ, "KAFKA_HEAP_OPTS": kube.jvm_heap_opts(self.config.effective_heap_mib),
+                    "KAFKA_JVM_PERFORMANCE_OPTS": kube.G1_OPTS}
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{HOST}:{p}" for p in self.internal)
+
+    def start_broker(self, node_id: int) -> None:
+        props = self.dir / f"broker-{node_id}.properties"
+        props.write_text(kube.properties_text(self.properties[node_id]))
+        log = self.dir / f"broker-{node_id}.log"
+        subprocess.run(["kafka-storage", "format", "--ignore-formatted", "--cluster-id", self.cluster_id,
+                        "--config", str(props)], check=True, capture_output=True, env=self.env)
+        self.brokers[node_id] = Process(f"kafka-{node_id}", ["kafka-server-start", str(props)], log, env=self.env)
+
+    def start(self, timeout: float = 180) -> "Kafka":
+        for i in range(self.config.brokers):
+            self.start_broker(i)
+        for i in range(self.config.brokers):
+            wait_for(lambda i=i: self._port_open(self.internal[i]), timeout, f"Kafka broker {i}",
+                     self.brokers[i].log)
+        return self
+
+    @staticmethod
+    def _port_open(port: int) -> bool:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+
+    def ensure_topics(self) -> subprocess.CompletedProcess:
+        """The `topics` init container's script, verbatim, with the Kafka CLI on PATH."""
+        script = topic_decl.ensure_topics_script(topic_decl.declared_topics(self.topics))
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "BOOTSTRAP_SERVERS": self.bootstrap,
+                                   "KAFKA_HEAP_OPTS": "-Xmx128m", "KAFKA_OPTS": "-XX:TieredStopAtLevel=1"})
+
+    def stop_broker(self, node_id: int) -> None:
+        self.brokers[node_id].stop()
+
+    def stop(self) -> None:
+        # All at once: brokers stopped one by one lose their controller quorum and hang in shutdown.
+        for process in self.brokers.values():
+            process.send()
+        for process in self.brokers.values():
+            process.stop(timeout=15)
+
+
+# ---- Kafka Connect ----------------------------------------------------------------------------
+
+def localize_worker(props: dict[str, str], port: int, secrets_dir: Path) -> dict[str, str]:
+    for key in ("listeners", "plugin.path", "config.providers.dir.param.allowed.paths"):
+        assert key in props, f"worker_properties no longer sets {key}: update the rung-5 harness"
+    return {
+        **props,
+        "listeners": f"http://{HOST}:{port}",
+        # The pod sets these through CONNECT_REST_ADVERTISED_HOST_NAME (its IP) and the port.
+        "rest.advertised.host.name": HOST,
+        "rest.advertised.port": str(port),
+        "plugin.path": os.environ["DATAPIPE_CONNECT_PLUGINS"],
+        "config.providers.dir.param.allowed.paths": str(secrets_dir),
+    }
+
+
+def without_avro(config: dict[str, str], registry: connectors.RegistryEndpoint) -> dict[str, str]:
+    """The connector config with Kafka's JsonConverter in place of exactly the Avro converter keys."""
+    avro = connectors.avro_converters(registry)
+    assert avro.items() <= config.items(), "the connector no longer uses avro_converters: update the harness"
+    plain = {k: v for k, v in config.items() if k not in avro}
+    for side in ("key", "value"):
+        plain[f"{side}.converter"] = "org.apache.kafka.connect.json.JsonConverter"
+        plain[f"{side}.converter.schemas.enable"] = "false"
+    return plain
+
+
+class KafkaConnect:
+    def __init__(self, workdir: Path, config: IngestionConfig, kafka: Kafka):
+        self.config = config
+        self.dir = workdir / "connect"
+        self.dir.mkdir()
+        # The mounted Secret: one file per key, read by DirectoryConfigProvider.
+        self.secrets = self.dir / "secrets"
+        self.secrets.mkdir()
+        (self.secrets / connectors.POSTGRES_PASSWORD).write_text(CDC_PASSWORD)
+        self.port = free_ports(1)[0]
+        self.properties = localize_worker(
+            kafka_connect.worker_properties(kafka.bootstrap, config.topics.replication_factor), self.port, self.secrets)
+        self.env = {**os.environ, "KAFKA_HEAP_OPTS": kube.jvm_heap_opts(config.kafka_connect.effective_heap_mib),
+                    "KAFKA_JVM_PERFORMANCE_OPTS": kube.G1_OPTS}
+        self.process: Optional[Process] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self, timeout: float = 180) -> "KafkaConnect":
+        props = self.dir / "worker.properties"
+        props.write_text(kube.properties_text(self.properties))
+        self.process = Process("connect", ["connect-distributed", str(props)], self.dir / "connect.log", env=self.env)
+        wait_for(lambda: http_json("GET", f"{self.url}/connectors") is not None, timeout, "Kafka Connect REST API",
+                 self.process.log)
+        return self
+
+    def source_config(self, db_port: int) -> dict[str, str]:
+        registry = connectors.RegistryEndpoint(url="http://schema-registry.invalid:8081", secrets_dir=str(self.secrets))
+        config = connectors.debezium_source(self.config.postgres, self.config.topics, HOST, db_port, registry)
+        return without_avro(config, registry)
+
+    def put_connector(self, name: str, config: dict[str, str]) -> dict:
+        return http_json("PUT", f"{self.url}/connectors/{name}/config", config)
+
+    def status(self, name: str) -> dict:
+        return http_json("GET", f"{self.url}/connectors/{name}/status")
+
+    def wait_running(self, name: str, timeout: float = 120) -> float:
+        def running():
+            status = self.status(name)
+            tasks = status.get("tasks") or []
+            failed = [t for t in tasks if t["state"] == "FAILED"]
+            if failed:
+                raise AssertionError(f"connector {name} task failed:\n{failed[0].get('trace', '')[:3000]}")
+            return status["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks)
+        return wait_for(running, timeout, f"connector {name}", self.process.log if self.process else None)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+# ---- reading the topics ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any  # None for a tombstone
+    consumed_at: float  # time.time() when polled
+
+
+class TopicReader:
+    """A consumer of the CDC topics from the beginning, accumulating what it has read."""
+
+    def __init__(self, bootstrap: str, topics: list[str]):
+        from confluent_kafka import Consumer  # only the rung-5 suite needs the client
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rung5-{uuid.uuid4()}",
+                                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                  "log.connection.close": False})
+        self.consumer.subscribe(topics)
+        self.records: list[Record] = []
+
+    def read_until(self, done: Callable[[list[Record]], bool], timeout: float, what: str) -> list[Record]:
+        deadline = time.monotonic() + timeout
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not seen within {timeout:.0f}s; read {len(self.records)} records")
+            message = self.consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                raise RuntimeError(f"consumer error: {message.error()}")
+            decode = lambda raw: json.loads(raw) if raw is not None else None  # noqa: E731
+            self.records.append(Record(message.topic(), message.partition(), message.offset(),
+                                       decode(message.key()), decode(message.value()), time.time()))
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+# ---- the pipeline -----------------------------------------------------------------------------
+
+class Pipeline:
+    """Postgres -> Kafka (3 brokers) -> Connect with the Debezium source, started in that order."""
+
+    def __init__(self, config: Optional[IngestionConfig] = None, cluster_id: str = "ZGF0YXBpcGUtcnVuZzUtdA"):
+        require_services()
+        self.config = config or IngestionConfig()
+        self.workdir = Path(tempfile.mkdtemp(prefix="datapipe-services-"))
+        self.workdir.chmod(0o755)  # the postgres OS user must reach its directory
+        self.postgres = Postgres(self.workdir, self.config)
+        self.kafka = Kafka(self.workdir, self.config, cluster_id)
+        self.connect: Optional[KafkaConnect] = None
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, name: str, action: Callable):
+        start = time.monotonic()
+        result = action()
+        self.timings[name] = time.monotonic() - start
+        return result
+
+    def start(self, seed: Callable[["Pipeline"], None] = lambda p: None) -> "Pipeline":
+        try:
+            self._timed("postgres", self.postgres.start)
+            seed(self)
+            self._timed("kafka", self.kafka.start)
+            topics = self._timed("topics", self.kafka.ensure_topics)
+            if topics.returncode != 0:
+                raise AssertionError(f"the topic script failed ({topics.returncode}):\n{topics.stdout}\n{topics.stderr}")
+            self.connect = KafkaConnect(self.workdir, self.config, self.kafka)
+            self._timed("connect", self.connect.start)
+            self.connect.put_connector(connectors.SOURCE_NAME, self.connect.source_config(self.postgres.port))
+            self._timed("source-running", lambda: self.connect.wait_running(connectors.SOURCE_NAME))
+        except BaseException:
+            self.stop(keep_logs=True)
+            raise
+        return self
+
+    def stop(self, keep_logs: bool = False) -> None:
+        for service in (self.connect, self.kafka, self.postgres):
+            if service:
+                try:
+                    service.stop()
+                except Exception:  # noqa: BLE001 - stop the rest anyway
+                    pass
+        if keep_logs:
+            print(f"service logs kept in {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,203 @@
+"""Rung 5: rows written to PostgreSQL arrive in the Kafka topics the design names, through the real
+services running the builders' settings (see services.py for the only changes made to them).
+
+Order matters within this module: one pipeline is started for all tests, the broker-loss test is last."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from components.ingestion import connectors, topics as topic_decl
+from components.ingestion.postgres import HEARTBEAT_TABLE
+from tests.services.services import Pipeline, Record, TopicReader, http_json
+
+pytestmark = pytest.mark.services
+
+# Rows that exist before the connector starts: they must arrive through the initial snapshot.
+SEED = """
+INSERT INTO public.users (email, full_name, tier) VALUES ('ada@example.com', 'Ada', 'premium'),
+                                                          ('bob@example.com', 'Bob', 'standard');
+INSERT INTO public.products (sku, name, category, price, stock) VALUES ('SKU-1', 'Kettle', 'kitchen', 25.50, 10),
+                                                                       ('SKU-2', 'Lamp', 'home', 40.00, 5);
+INSERT INTO public.orders (user_id, status, total) VALUES (1, 'paid', 65.50);
+INSERT INTO public.order_items (order_id, product_id, quantity, unit_price) VALUES (1, 1, 1, 25.50), (1, 2, 1, 40.00);
+"""
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    started = Pipeline().start(seed=lambda p: p.postgres.psql(SEED))
+    print("\nrung 5 start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in started.timings.items()))
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def reader(pipeline):
+    topics = [topic_decl.cdc_topic(t) for t in pipeline.config.topics.tables]
+    consumer = TopicReader(pipeline.kafka.bootstrap, topics)
+    yield consumer
+    consumer.close()
+
+
+def of(records: list[Record], table: str, **fields) -> list[Record]:
+    topic = topic_decl.cdc_topic(table)
+    return [r for r in records if r.topic == topic and r.value is not None
+            and all(r.value.get(k) == v for k, v in fields.items())]
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------
+
+def test_postgres_runs_with_logical_replication_and_the_builders_limits(pipeline):
+    pg, config = pipeline.postgres, pipeline.config.postgres
+    settings = dict(line.split("|") for line in pg.psql(
+        "SELECT name, setting FROM pg_settings WHERE name IN "
+        "('wal_level', 'max_replication_slots', 'max_wal_senders', 'max_slot_wal_keep_size')").splitlines())
+    assert settings == {
+        "wal_level": "logical",
+        "max_replication_slots": str(config.max_replication_slots),
+        "max_wal_senders": str(config.max_wal_senders),
+        "max_slot_wal_keep_size": str(config.max_slot_wal_keep_size_mib),  # pg_settings unit: MB
+    }
+
+
+def test_the_publication_covers_exactly_the_captured_tables(pipeline):
+    pg = pipeline.postgres
+    published = pg.psql(f"SELECT tablename FROM pg_publication_tables WHERE pubname = '{pg.config.publication}' "
+                        "ORDER BY tablename").splitlines()
+    assert published == sorted([*pipeline.config.topics.tables, HEARTBEAT_TABLE])
+
+
+def test_the_cdc_user_can_read_the_captured_tables_and_nothing_more(pipeline):
+    pg, user = pipeline.postgres, pipeline.config.postgres.cdc_user
+    assert pg.psql("SELECT count(*) FROM public.users", user=user, tcp=True) == "2"
+    assert pg.psql(f"SELECT rolreplication FROM pg_roles WHERE rolname = '{user}'") == "t"
+    for forbidden in ("INSERT INTO public.users (email, full_name) VALUES ('x@example.com', 'X')",
+                      "DELETE FROM public.orders",
+                      "CREATE PUBLICATION rogue FOR TABLE public.users",
+                      "CREATE TABLE public.rogue (id int)"):
+        with pytest.raises(subprocess.CalledProcessError) as failure:
+            pg.psql(forbidden, user=user, tcp=True)
+        assert "permission denied" in failure.value.stderr or "must be" in failure.value.stderr, failure.value.stderr
+
+
+def test_a_wrong_password_is_refused(pipeline):
+    pg = pipeline.postgres
+    result = subprocess.run(pg._psql_args(pg.config.database, pg.config.cdc_user, "127.0.0.1") + ["-c", "SELECT 1"],
+                            capture_output=True, text=True, env={"PGPASSWORD": "wrong", "PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0
+    assert "password authentication failed" in result.stderr
+
+
+# ---- Kafka --------------------------------------------------------------------------------------
+
+def test_every_declared_topic_exists_with_its_partitions_replicas_and_configs(pipeline):
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap})
+    metadata = admin.list_topics(timeout=30).topics
+    for spec in topic_decl.declared_topics(pipeline.config.topics):
+        assert spec.name in metadata, f"{spec.name} was not created"
+        partitions = metadata[spec.name].partitions
+        assert len(partitions) == spec.partitions, spec.name
+        assert {len(p.replicas) for p in partitions.values()} == {spec.replication_factor}, spec.name
+        resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
+        actual = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert {k: actual[k].value for k in spec.configs} == spec.configs, spec.name
+    # Three brokers, each one a KRaft voter.
+    assert len(admin.list_topics(timeout=30).brokers) == pipeline.config.kafka.brokers
+
+
+def test_the_topic_script_is_idempotent(pipeline):
+    rerun = pipeline.kafka.ensure_topics()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "topics ready" in rerun.stdout
+
+
+def test_a_topic_that_was_not_declared_is_never_created(pipeline):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    errors = []
+    producer = Producer({"bootstrap.servers": pipeline.kafka.bootstrap, "allow.auto.create.topics": True,
+                         "message.timeout.ms": 8000})
+    producer.produce("postgres.public.typo", b"x", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(20)
+    assert errors and errors[0] is not None, "a write to an undeclared topic was accepted"
+    assert "postgres.public.typo" not in AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap}) \
+        .list_topics(timeout=30).topics
+
+
+# ---- Debezium: the rows arrive where the design says ---------------------------------------------
+
+def test_the_initial_snapshot_delivers_the_rows_that_existed_before(reader):
+    expected = {"users": 2, "products": 2, "orders": 1, "order_items": 2}
+    records = reader.read_until(lambda rs: all(len(of(rs, t, __op="r")) >= n for t, n in expected.items()),
+                                120, "snapshot rows")
+    assert {r.key["id"] for r in of(records, "users", __op="r")} == {1, 2}
+    assert {(r.key["order_id"], r.key["product_id"]) for r in of(records, "order_items")} == {(1, 1), (1, 2)}
+    ada = of(records, "users", email="ada@example.com")[0].value
+    # ExtractNewRecordState flattens the row and adds the fields the S3 archive partitions and audits by.
+    assert ada["tier"] == "premium" and ada["__deleted"] == "false"
+    assert {"__op", "__source_ts_ms", "__source_lsn"} <= ada.keys()
+
+
+def test_insert_update_and_delete_arrive_in_commit_order_on_one_partition(pipeline, reader):
+    pg = pipeline.postgres
+    user_id = int(pg.psql("INSERT INTO public.users (email, full_name) VALUES ('cy@example.com', 'Cy') RETURNING id"))
+    pg.psql(f"UPDATE public.users SET tier = 'vip', updated_at = now() WHERE id = {user_id}")
+    pg.psql(f"DELETE FROM public.users WHERE id = {user_id}")
+    records = reader.read_until(lambda rs: len([r for r in of(rs, "users") if r.key == {"id": user_id}]) >= 3,
+                                60, f"the three changes of user {user_id}")
+    changes = [r for r in of(records, "users") if r.key == {"id": user_id}]
+    assert [r.value["__op"] for r in changes] == ["c", "u", "d"]
+    assert changes[1].value["tier"] == "vip"
+    # Deletes stay visible as a rewritten row (REPLICA IDENTITY FULL carries the whole old row).
+    assert changes[2].value["__deleted"] == "true" and changes[2].value["email"] == "cy@example.com"
+    assert len({r.partition for r in changes}) == 1
+    assert [r.offset for r in changes] == sorted(r.offset for r in changes)
+    # "rewrite" drops Debezium's tombstone: the archive sink ignores null values anyway.
+    assert not [r for r in records if r.key == {"id": user_id} and r.value is None]
+
+
+def test_an_order_with_items_arrives_on_each_table(pipeline, reader):
+    pg = pipeline.postgres
+    order_id = int(pg.psql("WITH o AS (INSERT INTO public.orders (user_id, status, total) VALUES (2, 'pending', 51.00) "
+                           "RETURNING id) SELECT id FROM o"))
+    pg.psql(f"INSERT INTO public.order_items VALUES ({order_id}, 1, 2, 25.50)")
+    records = reader.read_until(
+        lambda rs: of(rs, "orders", id=order_id) and of(rs, "order_items", order_id=order_id), 60, f"order {order_id}")
+    assert of(records, "orders", id=order_id)[0].value["status"] == "pending"
+    assert of(records, "order_items", order_id=order_id)[0].value["quantity"] == 2
+
+
+def test_the_slot_is_active_and_heartbeats_write_through_the_cdc_user(pipeline):
+    pg, config = pipeline.postgres, pipeline.config.postgres
+    assert pg.psql(f"SELECT plugin, active FROM pg_replication_slots WHERE slot_name = '{config.slot_name}'") \
+        == "pgoutput|t"
+    before = pg.psql(f"SELECT ts FROM public.{HEARTBEAT_TABLE} WHERE id = 1")
+    interval_s = int(pipeline.connect.source_config(pg.port)["heartbeat.interval.ms"]) / 1000
+    deadline = time.monotonic() + 3 * interval_s + 10
+    while pg.psql(f"SELECT ts FROM public.{HEARTBEAT_TABLE} WHERE id = 1") == before:
+        assert time.monotonic() < deadline, "the heartbeat action query never ran"
+        time.sleep(1)
+
+
+def test_the_connector_reads_its_password_from_the_secret_file_only(pipeline):
+    config = pipeline.connect.source_config(pipeline.postgres.port)
+    assert config["database.password"] == "${dir:%s:%s}" % (pipeline.connect.secrets, connectors.POSTGRES_PASSWORD)
+    shown = pipeline.connect.status(connectors.SOURCE_NAME)
+    assert shown["connector"]["state"] == "RUNNING"
+    stored = http_json("GET", f"{pipeline.connect.url}/connectors/{connectors.SOURCE_NAME}/config")
+    assert "cdc-secret-for-tests" not in str(stored)
+
+
+def test_events_keep_flowing_when_one_broker_is_lost(pipeline, reader):
+    """min.insync.replicas=2 of 3: one broker down must not stop CDC (last test: it stops a broker)."""
+    pipeline.kafka.stop_broker(pipeline.config.kafka.brokers - 1)
+    pg = pipeline.postgres
+    user_id = int(pg.psql("INSERT INTO public.users (email, full_name) VALUES ('dee@example.com', 'Dee') RETURNING id"))
+    reader.read_until(lambda rs: of(rs, "users", id=user_id), 120, f"user {user_id} with a broker down")
