@@ -6,6 +6,7 @@ internal topics (compacted, as Connect requires)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -49,23 +50,60 @@ def declared_topics(topics: TopicsConfig) -> list[TopicSpec]:
 
 def ensure_topics_script(specs: list[TopicSpec], topics_cmd: str = "kafka-topics",
                          configs_cmd: str = "kafka-configs") -> str:
-    """POSIX sh: wait for the cluster, create missing topics, then set each topic's configs so a
-    changed retention or compression reaches existing topics too. Reads $BOOTSTRAP_SERVERS."""
+    """POSIX sh: wait for the cluster, create missing topics, set each topic's configs so a changed
+    retention or compression reaches existing topics too, then raise partition counts that are
+    below the declared ones. Reads $BOOTSTRAP_SERVERS.
+
+    Kafka can add partitions but never remove them, and a replication-factor change is a
+    reassignment; both are reported on stderr and left alone rather than failing the pod."""
+    bootstrap = '--bootstrap-server "$BOOTSTRAP_SERVERS"'
     lines = [
         "set -eu",
-        'until %s --bootstrap-server "$BOOTSTRAP_SERVERS" --list >/dev/null 2>&1; do' % topics_cmd,
+        f"until {topics_cmd} {bootstrap} --list >/dev/null 2>&1; do",
         '  echo "waiting for Kafka at $BOOTSTRAP_SERVERS"; sleep 5',
         "done",
     ]
     for spec in specs:
         name = shlex.quote(spec.name)
-        create = [topics_cmd, '--bootstrap-server "$BOOTSTRAP_SERVERS"', "--create", "--if-not-exists",
+        create = [topics_cmd, bootstrap, "--create", "--if-not-exists",
                   f"--topic {name}", f"--partitions {spec.partitions}", f"--replication-factor {spec.replication_factor}"]
         create += [f"--config {shlex.quote(f'{k}={v}')}" for k, v in spec.configs.items()]
         lines.append(" ".join(create))
         if spec.configs:
             pairs = shlex.quote(",".join(f"{k}={v}" for k, v in spec.configs.items()))
-            lines.append(f'{configs_cmd} --bootstrap-server "$BOOTSTRAP_SERVERS" --alter --entity-type topics '
+            lines.append(f"{configs_cmd} {bootstrap} --alter --entity-type topics "
                          f"--entity-name {name} --add-config {pairs}")
+    # One --describe for all topics (each CLI call is a JVM start). Its summary line per topic is
+    # "Topic: <name><TAB>TopicId: ..<TAB>PartitionCount: N<TAB>ReplicationFactor: R<TAB>Configs: ..";
+    # the per-partition lines are indented. sed only: it is all the Kafka images are sure to have.
+    lines += [
+        f"described=$({topics_cmd} {bootstrap} --describe)",
+        "field_of() {  # <topic as a sed pattern> <field>",
+        '  printf "%s\\n" "$described" | sed -n "s/^Topic: $1[[:space:]].*[[:space:]]$2: *\\([0-9][0-9]*\\).*/\\1/p"',
+        "}",
+        "ensure_partitions() {  # <topic> <topic as a sed pattern> <partitions> <replication factor>",
+        '  partitions=$(field_of "$2" PartitionCount); replicas=$(field_of "$2" ReplicationFactor)',
+        '  if [ -z "$partitions" ]; then echo "topic $1 is missing from kafka-topics --describe" >&2; exit 1; fi',
+        '  if [ "$partitions" -lt "$3" ]; then',
+        '    echo "topic $1: raising partitions from $partitions to $3 (keys hash to other partitions from now on:'
+        ' per-key order holds among records written after the change)"',
+        f'    {topics_cmd} {bootstrap} --alter --topic "$1" --partitions "$3"',
+        '  elif [ "$partitions" -gt "$3" ]; then',
+        '    echo "WARNING: topic $1 keeps its $partitions partitions: Kafka cannot reduce them to the declared $3" >&2',
+        "  fi",
+        '  if [ "$replicas" != "$4" ]; then',
+        '    echo "WARNING: topic $1 has replication factor $replicas, not the declared $4: changing it takes'
+        ' a partition reassignment (kafka-reassign-partitions), which this script does not do" >&2',
+        "  fi",
+        "}",
+    ]
+    for spec in specs:
+        lines.append(f"ensure_partitions {shlex.quote(spec.name)} {shlex.quote(_sed_literal(spec.name))} "
+                     f"{spec.partitions} {spec.replication_factor}")
     lines.append('echo "topics ready"')
     return "\n".join(lines) + "\n"
+
+
+def _sed_literal(text: str) -> str:
+    """`text` as a basic regular expression matching only itself (topic names are [a-zA-Z0-9._-])."""
+    return re.sub(r"([.\[\]*^$\\/])", r"\\\1", text)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.engine.local_stack import KUBERNETES_VERSION, LocalStack, validate_manifests
+from tests.engine.local_stack import KUBERNETES_VERSION, ROOT, LocalStack, validate_manifests
 
 pytestmark = pytest.mark.engine
 
@@ -70,3 +70,24 @@ def test_invalid_config_fails_in_preview_and_writes_no_state(tmp_path):
     assert result.returncode != 0
     assert broken.resources() == []
     assert not broken.rendered.exists() or broken.rendered_documents() == []
+
+
+def test_a_local_operator_chart_renders_its_deployments_with_the_programs_values(tmp_path):
+    """Pulumi.local.yaml's promise: with `sparkOperator.chartPath` the operator renders offline."""
+    with_chart = LocalStack(tmp_path).init()
+    with_chart.set_config_path("datapipe:batch.sparkOperator.enabled", "true")
+    with_chart.set_config_path("datapipe:batch.sparkOperator.chartPath",
+                               str(ROOT / "tests/engine/charts/spark-operator-standin"))
+    with_chart.pulumi("up", "--yes", "--skip-preview")
+    deployments = {d["metadata"]["name"]: (p, d) for p, d in with_chart.rendered_documents()
+                   if d["kind"] == "Deployment"}
+    for name, memory in (("spark-operator-controller", "512Mi"), ("spark-operator-webhook", "256Mi")):
+        path, deployment = deployments[name]
+        assert path.parts[-3] == "batch"
+        assert deployment["metadata"]["namespace"] == "batch-analytics"
+        assert deployment["metadata"]["labels"]["datapipe.io/layer"] == "batch"
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "docker.io/kubeflow/spark-operator:2.5.1"
+        assert container["resources"]["limits"]["memory"] == memory
+    _, errors = validate_manifests(deployments.values())[1:]
+    assert not errors, "\n".join(errors)

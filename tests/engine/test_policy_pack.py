@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.engine.local_stack import LocalStack
+from tests.engine.local_stack import ROOT, LocalStack
 
 pytestmark = pytest.mark.engine
 
@@ -18,6 +18,14 @@ OVER_BUDGET = {
     "datapipe:ingestion.memoryBudget": "7Gi",
     "datapipe:ingestion.storageBudget": "20Gi",
     "datapipe:ingestion.kafka.brokers": "4",
+}
+
+
+# The Spark operator through helm.v4.Chart with a local chart (no chart repository is reachable
+# here): tests/engine/charts/spark-operator-standin renders the Deployments the real chart does.
+OPERATOR_CHART = {
+    "datapipe:batch.sparkOperator.enabled": "true",
+    "datapipe:batch.sparkOperator.chartPath": str(ROOT / "tests/engine/charts/spark-operator-standin"),
 }
 
 
@@ -87,3 +95,21 @@ def test_raising_the_budget_in_pack_config_lets_the_change_through(over_budget, 
     assert "[mandatory]" not in report
     # 6824Mi of 7Gi is 95%: still above the headroom share, so the advisory remains.
     assert "memory limits total 6824Mi against a budget of 7Gi" in report
+
+
+def test_the_pods_a_helm_chart_renders_count_against_the_budget(tmp_path):
+    stack = LocalStack(tmp_path).init()
+    # Three 7Gi operator controllers: the program's own budget is raised to let them through, so
+    # only the pack's count of the chart's rendered Deployments can stop the change.
+    variant = {**OPERATOR_CHART, "datapipe:batch.memoryBudget": "40Gi",
+               "datapipe:batch.sparkOperator.controller.memory": "7Gi",
+               "datapipe:batch.sparkOperator.controller.replicas": "3"}
+    for path, value in variant.items():
+        stack.set_config_path(path, value)
+    result = stack.pulumi("preview", "--policy-pack", "policy", check=False)
+    assert result.returncode != 0
+    report = policy_section(result.output)
+    assert "Layer 'batch' (namespace batch-analytics): memory limits total 23296Mi against a budget of 18Gi" in report
+    assert row("spark-operator-controller", "Deployment", "3", "7168Mi", "21504Mi").search(report)
+    assert row("spark-operator-webhook", "Deployment", "1", "256Mi", "256Mi").search(report)
+    assert row("layer total", "23296Mi").search(report)

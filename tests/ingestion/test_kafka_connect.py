@@ -46,6 +46,18 @@ def test_pod_shape_init_containers_fit_inside_the_worker_limit():
     assert secret_volume["secret"]["secretName"] == kafka_connect.SECRET_NAME
 
 
+def test_a_topic_change_rolls_the_pod_so_its_topics_init_container_applies_it():
+    def scripts_hash(topics):
+        manifests = kafka_connect.manifests(KafkaConnectConfig(), topics, "ns", "ingestion", [], "kafka:9092",
+                                            {"x.json": "{}"}, "digest")
+        deployment = next(m for m in manifests if m["kind"] == "Deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["datapipe.io/scripts-sha256"]
+
+    assert scripts_hash(TopicsConfig()) == scripts_hash(TopicsConfig())
+    assert scripts_hash(TopicsConfig(partitions=12)) != scripts_hash(TopicsConfig())
+    assert scripts_hash(TopicsConfig(retention_hours=24)) != scripts_hash(TopicsConfig())
+
+
 def test_scripts_are_valid_shell_and_pin_plugin_versions():
     assert_valid_sh(kafka_connect.WORKER_SCRIPT)
     script = kafka_connect.install_plugins_script(KafkaConnectConfig())

@@ -243,9 +243,11 @@ class Kafka:
         with socket.create_connection((HOST, port), timeout=1):
             return True
 
-    def ensure_topics(self) -> subprocess.CompletedProcess:
-        """The `topics` init container's script, verbatim, with the Kafka CLI on PATH."""
-        script = topic_decl.ensure_topics_script(topic_decl.declared_topics(self.topics))
+    def ensure_topics(self, specs: list[topic_decl.TopicSpec] | None = None) -> subprocess.CompletedProcess:
+        """The `topics` init container's script, verbatim, with the Kafka CLI on PATH; for the
+        declared topics unless `specs` says otherwise."""
+        specs = topic_decl.declared_topics(self.topics) if specs is None else specs
+        script = topic_decl.ensure_topics_script(specs)
         return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=600,
                               env={**os.environ, "BOOTSTRAP_SERVERS": self.bootstrap,
                                    "KAFKA_HEAP_OPTS": "-Xmx128m", "KAFKA_OPTS": "-XX:TieredStopAtLevel=1"})

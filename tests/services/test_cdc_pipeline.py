@@ -117,6 +117,28 @@ def test_the_topic_script_is_idempotent(pipeline):
     assert "topics ready" in rerun.stdout
 
 
+def test_raising_a_declared_partition_count_reaches_an_existing_topic(pipeline):
+    from confluent_kafka.admin import AdminClient
+
+    def partitions(name):
+        return len(AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap})
+                   .list_topics(timeout=30).topics[name].partitions)
+
+    # A topic of its own, so the CDC topics the other tests read keep their declared shape.
+    name = "datapipe.resize-check"
+    first = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 2, 3)])
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert partitions(name) == 2
+    raised = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 4, 3)])
+    assert raised.returncode == 0, raised.stdout + raised.stderr
+    assert "raising partitions from 2 to 4" in raised.stdout
+    assert partitions(name) == 4
+    lowered = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 3, 2)])
+    assert lowered.returncode == 0, lowered.stdout + lowered.stderr
+    assert "keeps its 4 partitions" in lowered.stderr and "replication factor 3, not the declared 2" in lowered.stderr
+    assert partitions(name) == 4
+
+
 def test_a_topic_that_was_not_declared_is_never_created(pipeline):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient
