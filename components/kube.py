@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,6 +22,54 @@ def labels(app: str, layer: str) -> dict[str, str]:
 def selector(app: str) -> dict[str, str]:
     """The label set Services, NetworkPolicies and PDBs select an app's pods by."""
     return {NAME_LABEL: app}
+
+
+def metadata(name: str, namespace: Any, app: str, layer: str) -> dict[str, Any]:
+    """Object metadata of one of an app's objects. `namespace` is the plain name in builders, or
+    the Namespace's Output where a component creates the object itself."""
+    return {"name": name, "namespace": namespace, "labels": labels(app, layer)}
+
+
+def opaque_secret(meta: dict[str, Any], string_data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
+
+
+def node_port_service(meta: dict[str, Any], pod_selector: dict[str, str], port_name: str, port: int,
+                      node_port: int) -> dict[str, Any]:
+    """A Service on `port` that every node also opens as `node_port`, for clients outside the
+    cluster (the kind/*.yaml files map the node ports to host ports)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {"type": "NodePort", "selector": pod_selector,
+                 "ports": [{"name": port_name, "port": port, "targetPort": port, "nodePort": node_port}]},
+    }
+
+
+def recreate_deployment(meta: dict[str, Any], app: str, layer: str, replicas: int, pod: dict[str, Any],
+                        pod_annotations: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A Deployment of `app` that stops its old pods before starting new ones (strategy Recreate);
+    the caller says why a surge pod must not run beside them."""
+    template_meta: dict[str, Any] = {"labels": labels(app, layer)}
+    if pod_annotations is not None:
+        template_meta["annotations"] = pod_annotations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(app)},
+            "template": {"metadata": template_meta, "spec": pod},
+        },
+    }
+
+
+def claim_spec(storage_mib: int) -> dict[str, Any]:
+    """Spec of a PersistentVolumeClaim (or a StatefulSet's claim template) for one pod's volume."""
+    return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{storage_mib}Mi"}}}
 
 
 def memory_resources(memory_mib: int, cpu_request: str = "100m") -> dict[str, Any]:

@@ -58,6 +58,9 @@ POSTGRES_MAJOR=15                        # preferred PostgreSQL major (Debian 12
 MAVEN_DEPENDENCY_PLUGIN_VERSION=3.8.1    # pinned: Maven 3.8 would otherwise pick 2.8
 # -----------------------------------------------------------------------------
 
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=services
 CACHE="${DATAPIPE_SERVICES_CACHE:-$HOME/.cache/datapipe-services}"
 M2_REPO="${DATAPIPE_SERVICES_M2_REPO:-$CACHE/m2}"
 ENV_FILE="$CACHE/env.sh"
@@ -69,16 +72,7 @@ DEBEZIUM_PLUGIN="$CONNECT_PLUGINS/debezium-connector-postgres"
 BIN_DIR="$CACHE/bin"
 LOG4J_FILE="$CACHE/log4j.properties"
 
-MODE=all
-case "${1:-}" in
-  "") ;;
-  --print-env-file) MODE=print-env-file ;;
-  -h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"; exit 0 ;;
-  *) echo "services.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
-
-log() { printf '[services] %s\n' "$*" >&2; }
-die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+parse_mode "${BASH_SOURCE[0]}" "$@"
 
 # Wrapper name -> main class. Each class is checked to exist in the jars after a build.
 WRAPPERS=(
@@ -92,12 +86,7 @@ WRAPPERS=(
 SERVER_WRAPPERS=" kafka-server-start connect-distributed "   # log at INFO; the others at WARN
 DEBEZIUM_CONNECTOR_CLASS=io.debezium.connector.postgresql.PostgresConnector
 
-mkdir -p "$CACHE"
-# Serialize concurrent runs (e.g. two shells or CI + a developer) on the same cache.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE/.lock"
-  flock 9
-fi
+lock_cache
 
 # ---- java -----------------------------------------------------------------------------------
 command -v java >/dev/null 2>&1 || die "'java' is not on PATH; install a JDK/JRE >= 17 (e.g. apt-get install openjdk-17-jre-headless)."
@@ -105,19 +94,16 @@ JAVA_SPEC="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.s
 [[ "${JAVA_SPEC%%.*}" =~ ^[0-9]+$ && "${JAVA_SPEC%%.*}" -ge 17 ]] \
   || die "java on PATH is version '${JAVA_SPEC:-unknown}'; Debezium $DEBEZIUM_VERSION needs Java >= 17."
 
-# ---- build machinery (same scheme as scripts/toolchain.sh) ------------------------------------
+# ---- build machinery (scripts/lib.sh, shared with scripts/toolchain.sh) ----------------------
 # fingerprint FUNC: hash of what a build depends on (the build function, the shared
 # helpers, the pinned versions they name, the wrapper list); a build with another
 # fingerprint is redone, so editing a pin or a build function takes effect on the next run.
-mapfile -t PIN_VARS < <(sed -n '/^# ---- pinned versions/,/^# ------/s/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' "${BASH_SOURCE[0]}")
 fingerprint() {
-  local body v
+  local body
   body="$(declare -f "$1" pom_header mvn_copy_dependencies check_classes)"
   {
     printf '%s\n' "$body"
-    for v in "${PIN_VARS[@]}"; do
-      if [[ "$body" == *"\$$v"* ]]; then printf '%s=%s\n' "$v" "${!v}"; fi
-    done
+    pins_used "${BASH_SOURCE[0]}" "$body"
     printf 'm2=%s\n' "$M2_REPO"
     printf 'wrapper %s\n' "${WRAPPERS[@]}"   # main classes are checked at build time
   } | sha256sum | cut -d' ' -f1
@@ -126,22 +112,10 @@ fingerprint() {
 # run_build NAME DIR FUNC: run FUNC (cwd DIR) logging to DIR/build.log, time it and
 # mark DIR complete. On failure name the part and show the log tail.
 run_build() {
-  local name="$1" dir="$2" fn="$3" start rc
+  local name="$1" dir="$2" fn="$3"
   command -v mvn >/dev/null 2>&1 || die "'mvn' is not on PATH but is needed to resolve $name (apt-get install maven)."
   log "resolving $name from Maven Central -> $dir (log: $dir/build.log)"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  start=$(date +%s)
-  set +e
-  ( set -euo pipefail; cd "$dir"; "$fn" "$dir" ) >"$dir/build.log" 2>&1
-  rc=$?
-  set -e
-  if [[ $rc -ne 0 ]]; then
-    printf '[services] ERROR: resolving %s failed (exit %s). Last lines of %s:\n' "$name" "$rc" "$dir/build.log" >&2
-    tail -n 40 "$dir/build.log" | sed 's/^/    /' >&2
-    exit 1
-  fi
-  echo "$(( $(date +%s) - start ))" >"$dir/.build-seconds"
+  timed_build "$dir" "$dir" "$fn" "resolving $name"
   fingerprint "$fn" >"$dir/.complete"
   log "resolved $name in $(cat "$dir/.build-seconds")s ($(du -sh "$4" | cut -f1) in $4)"
 }
@@ -480,9 +454,4 @@ rm -f "$tmp"
   log "verified: kafka $KAFKA_VERSION wrappers in $BIN_DIR, debezium $DEBEZIUM_VERSION in $DEBEZIUM_PLUGIN"
 )
 
-if [[ "$MODE" == print-env-file ]]; then
-  echo "$ENV_FILE"
-else
-  log "env file: $ENV_FILE  (use: source \"\$(bash scripts/services.sh --print-env-file)\")"
-  echo "$ENV_FILE"
-fi
+print_env_file "${BASH_SOURCE[0]}"

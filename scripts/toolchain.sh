@@ -61,17 +61,11 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC_DIR="$SCRIPT_DIR/toolchain"
 CACHE="${DATAPIPE_TOOLCHAIN_CACHE:-$HOME/.cache/datapipe-toolchain}"
 ENV_FILE="$CACHE/env.sh"
+# shellcheck source=scripts/lib.sh
+source "$SCRIPT_DIR/lib.sh"
+LOG_TAG=toolchain
 
-MODE=all
-case "${1:-}" in
-  "") ;;
-  --print-env-file) MODE=print-env-file ;;
-  -h|--help) sed -n '2,/^set -euo pipefail/{/^set -euo/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"; exit 0 ;;
-  *) echo "toolchain.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
-
-log() { printf '[toolchain] %s\n' "$*" >&2; }
-die() { printf '[toolchain] ERROR: %s\n' "$*" >&2; exit 1; }
+parse_mode "${BASH_SOURCE[0]}" "$@"
 
 # Go is only needed for builds; non-login shells often lack /usr/local/go/bin.
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
@@ -82,12 +76,7 @@ require_go() {
     || die "'go' is not on PATH but is needed to build $1. Install Go >= 1.26 and re-run."
 }
 
-mkdir -p "$CACHE"
-# Serialize concurrent runs (e.g. two shells or CI + a developer) on the same cache.
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$CACHE/.lock"
-  flock 9
-fi
+lock_cache
 
 export CGO_ENABLED=0
 
@@ -102,15 +91,12 @@ add_path_dir() {
 # fingerprint NAME FUNC: hash of what a build depends on (pinned versions, the
 # build function, the wrapper sources); a cached build with another fingerprint
 # is rebuilt, so editing scripts/toolchain/* or a pin takes effect on the next run.
-PIN_VARS=($(sed -n '/^# ---- pinned versions/,/^# ------/s/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' "${BASH_SOURCE[0]}"))
 fingerprint() {
-  local body v
+  local body
   body="$(declare -f "$2")"
   {
     printf '%s\n' "$body"
-    for v in "${PIN_VARS[@]}"; do
-      if [[ "$body" == *"\$$v"* ]]; then printf '%s=%s\n' "$v" "${!v}"; fi
-    done
+    pins_used "${BASH_SOURCE[0]}" "$body"
     if [[ -d "$SRC_DIR/$1" ]]; then
       (cd "$SRC_DIR/$1" && find . -type f | LC_ALL=C sort | xargs cat)
     fi
@@ -120,23 +106,10 @@ fingerprint() {
 # run_build NAME VERSION DIR FUNC: run FUNC (cwd DIR/src) logging to DIR/build.log,
 # time it, and mark DIR complete. On failure name the tool and show the log tail.
 run_build() {
-  local name="$1" version="$2" dir="$3" fn="$4" start rc
+  local name="$1" version="$2" dir="$3" fn="$4"
   require_go "$name"
   log "building $name $version -> $dir (log: $dir/build.log)"
-  rm -rf "$dir"
-  mkdir -p "$dir/src"
-  start=$(date +%s)
-  set +e
-  ( set -euo pipefail; cd "$dir/src"; "$fn" "$dir" ) >"$dir/build.log" 2>&1
-  rc=$?
-  set -e
-  if [[ $rc -ne 0 ]]; then
-    printf '[toolchain] ERROR: building %s %s failed (exit %s). Last lines of %s:\n' \
-      "$name" "$version" "$rc" "$dir/build.log" >&2
-    tail -n 40 "$dir/build.log" | sed 's/^/    /' >&2
-    exit 1
-  fi
-  echo "$(( $(date +%s) - start ))" >"$dir/.build-seconds"
+  timed_build "$dir" "$dir/src" "$fn" "building $name $version"
   fingerprint "$name" "$fn" >"$dir/.complete"
   log "built $name $version in $(cat "$dir/.build-seconds")s"
 }
@@ -329,9 +302,4 @@ mv -f "$tmp" "$ENV_FILE"
   log "verified: pulumi $v, pulumi-resource-kubernetes $PULUMI_KUBERNETES_VERSION, pulumi-resource-random $PULUMI_RANDOM_VERSION"
 )
 
-if [[ "$MODE" == print-env-file ]]; then
-  echo "$ENV_FILE"
-else
-  log "env file: $ENV_FILE  (use: source \"\$(bash scripts/toolchain.sh --print-env-file)\")"
-  echo "$ENV_FILE"
-fi
+print_env_file "${BASH_SOURCE[0]}"

@@ -75,7 +75,7 @@ def config_files(target: DbtTarget, threads: int) -> dict[str, str]:
 
 def manifests(config: DbtConfig, namespace: str, layer: str, files: Any) -> list[dict[str, Any]]:
     """`files` is config_files' result, or an Output of it."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("dbt-profile"), "data": files}
     pod = {
         "serviceAccountName": APP,
@@ -144,12 +144,10 @@ class DbtRunnerArgs:
 class DbtRunner(pulumi.ComponentResource):
     def __init__(self, name: str, args: DbtRunnerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datapipe:batch:DbtRunner", name, None, opts)
-        secret = kube.create(name, {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
-            "type": "Opaque",
-            "stringData": {PRIVATE_KEY_FILE: pulumi.Output.secret(args.private_key)},
-        }, pulumi.ResourceOptions(parent=self))
+        secret = kube.create(name, kube.opaque_secret(
+            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
+            {PRIVATE_KEY_FILE: pulumi.Output.secret(args.private_key)},
+        ), pulumi.ResourceOptions(parent=self))
         files = args.target.apply(lambda t: config_files(t, args.config.threads))
         for manifest in manifests(args.config, args.namespace_name, args.layer, files):
             manifest["metadata"]["namespace"] = args.namespace

@@ -47,7 +47,7 @@ def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S
 def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace: str, layer: str,
               endpoint: Optional[S3Endpoint]) -> list[dict[str, Any]]:
     """`endpoint` is the S3 endpoint when the event logs are on s3a (config.event_log_dir set)."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     on_s3 = config.event_log_dir is not None
     log_dir = spark.event_log_dir(config.event_log_dir)
     env = [
@@ -76,13 +76,8 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
             "volumeMounts": [{"name": "jars", "mountPath": JARS_DIR}],
         })
     else:
-        claims.append({
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": meta(CLAIM),
-            "spec": {"accessModes": ["ReadWriteOnce"],
-                     "resources": {"requests": {"storage": f"{config.storage_mib}Mi"}}},
-        })
+        claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(CLAIM),
+                       "spec": kube.claim_spec(config.storage_mib)})
         volumes.append({"name": spark.EVENTS_VOLUME, "persistentVolumeClaim": {"claimName": CLAIM}})
         mounts.append({"name": spark.EVENTS_VOLUME, "mountPath": spark.EVENTS_MOUNT})
     probe = {"httpGet": {"path": "/", "port": PORT}}
@@ -107,25 +102,9 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     }
     if init:
         pod["initContainers"] = init
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(APP),
-        "spec": {
-            "replicas": 1,
-            # Recreate: the volume is ReadWriteOnce and a surge pod would not fit the quota.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": kube.selector(APP)},
-            "template": {"metadata": {"labels": kube.labels(APP, layer)}, "spec": pod},
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(APP),
-        "spec": {"type": "NodePort", "selector": kube.selector(APP),
-                 "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
-    }
+    # Recreate: the volume is ReadWriteOnce and a surge pod would not fit the quota.
+    deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod)
+    service = kube.node_port_service(meta(APP), kube.selector(APP), "http", PORT, config.node_port)
     return claims + [deployment, service]
 
 

@@ -70,64 +70,44 @@ wait "$server"
 
 
 def manifests(config: ObjectStoreConfig, namespace: str, layer: str) -> list[dict[str, Any]]:
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
-    claim = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(APP),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{config.storage_mib}Mi"}}},
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(APP),
+             "spec": kube.claim_spec(config.storage_mib)}
+    pod = {
+        "serviceAccountName": APP,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsUser": UID, "runAsGroup": UID, "runAsNonRoot": True, "fsGroup": UID},
+        "containers": [{
+            "name": APP,
+            "image": config.image,
+            "command": ["/bin/sh", "-c", start_script(config)],
+            "ports": [{"name": "s3", "containerPort": S3_PORT}],
+            "env": [
+                # Go does not see the cgroup limit; a soft limit below it makes the GC work
+                # harder instead of the kernel OOM-killing the store.
+                {"name": "GOMEMLIMIT", "value": f"{config.memory_mib * 8 // 10}MiB"},
+            ],
+            "resources": kube.memory_resources(config.memory_mib, "100m"),
+            "securityContext": kube.restricted_security_context(UID),
+            "readinessProbe": {"exec": {"command": ["test", "-f", READY_MARKER]},
+                               "initialDelaySeconds": 5, "periodSeconds": 5},
+            "livenessProbe": {"tcpSocket": {"port": S3_PORT}, "initialDelaySeconds": 30,
+                              "periodSeconds": 15, "failureThreshold": 6},
+            "volumeMounts": [
+                {"name": "data", "mountPath": "/data"},
+                {"name": "identities", "mountPath": CONFIG_DIR, "readOnly": True},
+            ],
+        }],
+        "volumes": [
+            {"name": "data", "persistentVolumeClaim": {"claimName": APP}},
+            {"name": "identities", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
+        ],
     }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(APP),
-        "spec": {
-            "replicas": 1,
-            # Recreate: the volume is ReadWriteOnce and SeaweedFS's metadata has one writer.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": kube.selector(APP)},
-            "template": {
-                "metadata": {"labels": kube.labels(APP, layer),
-                             "annotations": {"datapipe.io/script-sha256": kube.sha256(start_script(config))}},
-                "spec": {
-                    "serviceAccountName": APP,
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsUser": UID, "runAsGroup": UID, "runAsNonRoot": True, "fsGroup": UID},
-                    "containers": [{
-                        "name": APP,
-                        "image": config.image,
-                        "command": ["/bin/sh", "-c", start_script(config)],
-                        "ports": [{"name": "s3", "containerPort": S3_PORT}],
-                        "env": [
-                            # Go does not see the cgroup limit; a soft limit below it makes the GC work
-                            # harder instead of the kernel OOM-killing the store.
-                            {"name": "GOMEMLIMIT", "value": f"{config.memory_mib * 8 // 10}MiB"},
-                        ],
-                        "resources": kube.memory_resources(config.memory_mib, "100m"),
-                        "securityContext": kube.restricted_security_context(UID),
-                        "readinessProbe": {"exec": {"command": ["test", "-f", READY_MARKER]},
-                                           "initialDelaySeconds": 5, "periodSeconds": 5},
-                        "livenessProbe": {"tcpSocket": {"port": S3_PORT}, "initialDelaySeconds": 30,
-                                          "periodSeconds": 15, "failureThreshold": 6},
-                        "volumeMounts": [
-                            {"name": "data", "mountPath": "/data"},
-                            {"name": "identities", "mountPath": CONFIG_DIR, "readOnly": True},
-                        ],
-                    }],
-                    "volumes": [
-                        {"name": "data", "persistentVolumeClaim": {"claimName": APP}},
-                        {"name": "identities", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
-                    ],
-                },
-            },
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(APP),
-        # NodePort: the ingestion cluster's S3 sink reaches the store from outside this cluster.
-        "spec": {"type": "NodePort", "selector": kube.selector(APP),
-                 "ports": [{"name": "s3", "port": S3_PORT, "targetPort": S3_PORT, "nodePort": config.node_port}]},
-    }
+    # Recreate: the volume is ReadWriteOnce and SeaweedFS's metadata has one writer.
+    deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod,
+                                          {"datapipe.io/script-sha256": kube.sha256(start_script(config))})
+    # NodePort: the ingestion cluster's S3 sink reaches the store from outside this cluster.
+    service = kube.node_port_service(meta(APP), kube.selector(APP), "s3", S3_PORT, config.node_port)
     return [claim, deployment, service]
 
 
@@ -162,12 +142,10 @@ class ObjectStore(pulumi.ComponentResource):
         cfg = args.config
         document = pulumi.Output.all(*sink_key, *spark_key).apply(
             lambda k: json.dumps(identities(cfg, (k[0], k[1]), (k[2], k[3])), indent=2))
-        secret = kube.create(name, {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
-            "type": "Opaque",
-            "stringData": {"s3.json": pulumi.Output.secret(document)},
-        }, child)
+        secret = kube.create(name, kube.opaque_secret(
+            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
+            {"s3.json": pulumi.Output.secret(document)},
+        ), child)
         for manifest in manifests(cfg, args.namespace_name, args.layer):
             manifest["metadata"]["namespace"] = args.namespace
             kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))

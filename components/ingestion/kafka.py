@@ -94,7 +94,7 @@ exec /opt/kafka/bin/kafka-server-start.sh "$props"
 
 def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: str,
               external_host: str, cluster_id: str) -> list[dict[str, Any]]:
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     endpoints = in_cluster_endpoints(config, namespace, external_host)
     brokers = {
         f"broker-{i}.properties": kube.properties_text(broker_properties(i, config, topics, endpoints))
@@ -153,11 +153,8 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                 },
             },
             "volumeClaimTemplates": [
-                {
-                    "metadata": {"name": "data", "labels": kube.labels(APP, layer)},
-                    "spec": {"accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {"storage": f"{config.storage_per_broker_mib}Mi"}}},
-                }
+                {"metadata": {"name": "data", "labels": kube.labels(APP, layer)},
+                 "spec": kube.claim_spec(config.storage_per_broker_mib)}
             ],
         },
     }
@@ -168,17 +165,13 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                            "ports": [{"name": "internal", "port": INTERNAL_PORT},
                                      {"name": "controller", "port": CONTROLLER_PORT}]}),
         service(BOOTSTRAP, {"selector": kube.selector(APP), "ports": [{"name": "internal", "port": INTERNAL_PORT}]}),
-        service("kafka-external-bootstrap", {
-            "type": "NodePort", "selector": kube.selector(APP),
-            "ports": [{"name": "external", "port": EXTERNAL_PORT, "targetPort": EXTERNAL_PORT,
-                       "nodePort": config.bootstrap_node_port}]}),
+        kube.node_port_service(meta("kafka-external-bootstrap"), kube.selector(APP), "external", EXTERNAL_PORT,
+                               config.bootstrap_node_port),
     ]
     for i, node_port in enumerate(config.broker_node_ports):
-        services.append(service(f"kafka-{i}-external", {
-            "type": "NodePort",
-            "selector": {**kube.selector(APP), "statefulset.kubernetes.io/pod-name": f"{APP}-{i}"},
-            "ports": [{"name": "external", "port": EXTERNAL_PORT, "targetPort": EXTERNAL_PORT, "nodePort": node_port}],
-        }))
+        broker = {**kube.selector(APP), "statefulset.kubernetes.io/pod-name": f"{APP}-{i}"}
+        services.append(
+            kube.node_port_service(meta(f"kafka-{i}-external"), broker, "external", EXTERNAL_PORT, node_port))
     pdb = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",

@@ -124,7 +124,7 @@ def container_env(config: KafkaConnectConfig, bootstrap_servers: str, replicatio
 def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, layer: str, env: Any,
               bootstrap_servers: Any, connector_data: Any, connectors_sha256: Any) -> list[dict[str, Any]]:
     """`env`, `bootstrap_servers`, `connector_data` and its hash may be Outputs (opaque here)."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     topics_script = topic_decl.ensure_topics_script(topic_decl.declared_topics(topics))
     scripts = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-connect-scripts"),
                "data": {"install-plugins.sh": install_plugins_script(config), "ensure-topics.sh": topics_script}}
@@ -132,83 +132,63 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
                 "data": connector_data}
     init_resources = kube.memory_resources(INIT_MEMORY_MIB, "100m")
     security = kube.restricted_security_context(UID)
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(APP),
-        "spec": {
-            "replicas": config.replicas,
-            # Recreate: a surge pod would not fit the layer's memory quota.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": kube.selector(APP)},
-            "template": {
-                "metadata": {
-                    "labels": kube.labels(APP, layer),
-                    "annotations": {
-                        "datapipe.io/connectors-sha256": connectors_sha256,
-                        "datapipe.io/scripts-sha256": kube.sha256(json.dumps(scripts["data"], sort_keys=True)),
-                    },
-                },
-                "spec": {
-                    "serviceAccountName": APP,
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsUser": UID, "runAsNonRoot": True, "fsGroup": UID},
-                    "initContainers": [
-                        {
-                            "name": "plugins",
-                            "image": config.image,
-                            "command": ["sh", "/datapipe/scripts/install-plugins.sh"],
-                            "resources": init_resources,
-                            "securityContext": security,
-                            "volumeMounts": [{"name": "plugins", "mountPath": PLUGINS_DIR},
-                                             {"name": "scripts", "mountPath": "/datapipe/scripts"}],
-                        },
-                        {
-                            "name": "topics",
-                            "image": config.image,
-                            "command": ["sh", "/datapipe/scripts/ensure-topics.sh"],
-                            "env": [{"name": "BOOTSTRAP_SERVERS", "value": bootstrap_servers},
-                                    {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(INIT_MEMORY_MIB // 2)}],
-                            "resources": init_resources,
-                            "securityContext": security,
-                            "volumeMounts": [{"name": "scripts", "mountPath": "/datapipe/scripts"}],
-                        },
-                    ],
-                    "containers": [{
-                        "name": APP,
-                        "image": config.image,
-                        "command": ["sh", "-c", WORKER_SCRIPT],
-                        "ports": [{"name": "rest", "containerPort": PORT}],
-                        "env": env,
-                        "resources": kube.memory_resources(config.memory_mib, "250m"),
-                        "securityContext": security,
-                        "readinessProbe": {"exec": {"command": ["test", "-f", APPLIED_MARKER]},
-                                           "initialDelaySeconds": 30, "periodSeconds": 10},
-                        "livenessProbe": {"httpGet": {"path": "/", "port": PORT}, "initialDelaySeconds": 120,
-                                          "periodSeconds": 15, "failureThreshold": 6},
-                        "volumeMounts": [
-                            {"name": "plugins", "mountPath": PLUGINS_DIR},
-                            {"name": "connectors", "mountPath": CONNECTORS_DIR, "readOnly": True},
-                            {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
-                        ],
-                    }],
-                    "volumes": [
-                        {"name": "plugins", "emptyDir": {"sizeLimit": "1Gi"}},
-                        {"name": "scripts", "configMap": {"name": "kafka-connect-scripts"}},
-                        {"name": "connectors", "configMap": {"name": "kafka-connect-connectors"}},
-                        {"name": "secrets", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
-                    ],
-                },
+    pod = {
+        "serviceAccountName": APP,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsUser": UID, "runAsNonRoot": True, "fsGroup": UID},
+        "initContainers": [
+            {
+                "name": "plugins",
+                "image": config.image,
+                "command": ["sh", "/datapipe/scripts/install-plugins.sh"],
+                "resources": init_resources,
+                "securityContext": security,
+                "volumeMounts": [{"name": "plugins", "mountPath": PLUGINS_DIR},
+                                 {"name": "scripts", "mountPath": "/datapipe/scripts"}],
             },
-        },
+            {
+                "name": "topics",
+                "image": config.image,
+                "command": ["sh", "/datapipe/scripts/ensure-topics.sh"],
+                "env": [{"name": "BOOTSTRAP_SERVERS", "value": bootstrap_servers},
+                        {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(INIT_MEMORY_MIB // 2)}],
+                "resources": init_resources,
+                "securityContext": security,
+                "volumeMounts": [{"name": "scripts", "mountPath": "/datapipe/scripts"}],
+            },
+        ],
+        "containers": [{
+            "name": APP,
+            "image": config.image,
+            "command": ["sh", "-c", WORKER_SCRIPT],
+            "ports": [{"name": "rest", "containerPort": PORT}],
+            "env": env,
+            "resources": kube.memory_resources(config.memory_mib, "250m"),
+            "securityContext": security,
+            "readinessProbe": {"exec": {"command": ["test", "-f", APPLIED_MARKER]},
+                               "initialDelaySeconds": 30, "periodSeconds": 10},
+            "livenessProbe": {"httpGet": {"path": "/", "port": PORT}, "initialDelaySeconds": 120,
+                              "periodSeconds": 15, "failureThreshold": 6},
+            "volumeMounts": [
+                {"name": "plugins", "mountPath": PLUGINS_DIR},
+                {"name": "connectors", "mountPath": CONNECTORS_DIR, "readOnly": True},
+                {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+            ],
+        }],
+        "volumes": [
+            {"name": "plugins", "emptyDir": {"sizeLimit": "1Gi"}},
+            {"name": "scripts", "configMap": {"name": "kafka-connect-scripts"}},
+            {"name": "connectors", "configMap": {"name": "kafka-connect-connectors"}},
+            {"name": "secrets", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
+        ],
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(APP),
-        "spec": {"type": "NodePort", "selector": kube.selector(APP),
-                 "ports": [{"name": "rest", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
+    annotations = {
+        "datapipe.io/connectors-sha256": connectors_sha256,
+        "datapipe.io/scripts-sha256": kube.sha256(json.dumps(scripts["data"], sort_keys=True)),
     }
+    # Recreate: a surge pod would not fit the layer's memory quota.
+    deployment = kube.recreate_deployment(meta(APP), APP, layer, config.replicas, pod, annotations)
+    service = kube.node_port_service(meta(APP), kube.selector(APP), "rest", PORT, config.node_port)
     return [scripts, declared, deployment, service]
 
 
@@ -242,18 +222,13 @@ class KafkaConnect(pulumi.ComponentResource):
     def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datapipe:ingestion:KafkaConnect", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        secret = kube.create(name, {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
-            "type": "Opaque",
-            "stringData": {
-                connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
-                connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
-                    pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
-                connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
-                connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
-            },
-        }, child)
+        secret = kube.create(name, kube.opaque_secret(kube.metadata(SECRET_NAME, args.namespace, APP, args.layer), {
+            connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
+            connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
+                pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
+            connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
+            connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
+        }), child)
         rf = args.topics.replication_factor
         env = pulumi.Output.from_input(args.bootstrap_servers).apply(lambda b: container_env(args.config, b, rf))
         endpoint = args.s3.endpoint

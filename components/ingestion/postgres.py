@@ -125,7 +125,7 @@ def host(namespace: str) -> str:
 
 def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, layer: str) -> list[dict[str, Any]]:
     """Everything but the Secret (which carries Outputs)."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     init = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -181,24 +181,12 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
                 },
             },
             "volumeClaimTemplates": [
-                {
-                    "metadata": {"name": "data", "labels": kube.labels(APP, layer)},
-                    "spec": {"accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {"storage": f"{config.storage_mib}Mi"}}},
-                }
+                {"metadata": {"name": "data", "labels": kube.labels(APP, layer)},
+                 "spec": kube.claim_spec(config.storage_mib)}
             ],
         },
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(APP),
-        "spec": {
-            "type": "NodePort",
-            "selector": kube.selector(APP),
-            "ports": [{"name": "postgres", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}],
-        },
-    }
+    service = kube.node_port_service(meta(APP), kube.selector(APP), "postgres", PORT, config.node_port)
     return [init, service, statefulset]
 
 
@@ -225,13 +213,10 @@ class PostgresCdc(pulumi.ComponentResource):
         admin = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
         cdc = random.RandomPassword(f"{name}-cdc-password", length=32, special=False, opts=child)
         cfg = args.config
-        secret = kube.create(name, {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
-            "type": "Opaque",
-            "stringData": {"admin-password": admin.result, "cdc-password": cdc.result, "cdc-user": cfg.cdc_user},
-        }, child)
+        secret = kube.create(name, kube.opaque_secret(
+            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
+            {"admin-password": admin.result, "cdc-password": cdc.result, "cdc-user": cfg.cdc_user},
+        ), child)
         for manifest in manifests(cfg, args.topics.tables, args.namespace_name, args.layer):
             manifest["metadata"]["namespace"] = args.namespace
             kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))

@@ -68,56 +68,38 @@ def container_env(config: SchemaRegistryConfig, bootstrap_servers: str, replicat
 
 def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any) -> list[dict[str, Any]]:
     """`env` is container_env's result, or an Output of it when the bootstrap address is one."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     jaas = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("schema-registry-jaas"),
             "data": {"jaas.conf": jaas_config()}}
     # Authenticated endpoints answer 401 to a probe, so probe the socket.
     probe = {"tcpSocket": {"port": PORT}}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(APP),
-        "spec": {
-            "replicas": 1,
-            # Recreate: a surge pod would not fit the layer's memory quota.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": kube.selector(APP)},
-            "template": {
-                "metadata": {"labels": kube.labels(APP, layer)},
-                "spec": {
-                    "serviceAccountName": APP,
-                    # A Service named schema-registry would inject SCHEMA_REGISTRY_PORT, which the image rejects.
-                    "enableServiceLinks": False,
-                    "securityContext": {"runAsUser": UID, "runAsNonRoot": True},
-                    "containers": [{
-                        "name": APP,
-                        "image": config.image,
-                        "ports": [{"name": "http", "containerPort": PORT}],
-                        "env": env,
-                        "resources": kube.memory_resources(config.memory_mib, "100m"),
-                        "securityContext": kube.restricted_security_context(UID),
-                        "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 5},
-                        "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
-                        "volumeMounts": [
-                            {"name": "jaas", "mountPath": JAAS_DIR, "readOnly": True},
-                            {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
-                        ],
-                    }],
-                    "volumes": [
-                        {"name": "jaas", "configMap": {"name": "schema-registry-jaas"}},
-                        {"name": "users", "secret": {"secretName": SECRET_NAME}},
-                    ],
-                },
-            },
-        },
+    pod = {
+        "serviceAccountName": APP,
+        # A Service named schema-registry would inject SCHEMA_REGISTRY_PORT, which the image rejects.
+        "enableServiceLinks": False,
+        "securityContext": {"runAsUser": UID, "runAsNonRoot": True},
+        "containers": [{
+            "name": APP,
+            "image": config.image,
+            "ports": [{"name": "http", "containerPort": PORT}],
+            "env": env,
+            "resources": kube.memory_resources(config.memory_mib, "100m"),
+            "securityContext": kube.restricted_security_context(UID),
+            "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 5},
+            "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
+            "volumeMounts": [
+                {"name": "jaas", "mountPath": JAAS_DIR, "readOnly": True},
+                {"name": "users", "mountPath": USERS_DIR, "readOnly": True},
+            ],
+        }],
+        "volumes": [
+            {"name": "jaas", "configMap": {"name": "schema-registry-jaas"}},
+            {"name": "users", "secret": {"secretName": SECRET_NAME}},
+        ],
     }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(APP),
-        "spec": {"type": "NodePort", "selector": kube.selector(APP),
-                 "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "nodePort": config.node_port}]},
-    }
+    # Recreate: a surge pod would not fit the layer's memory quota.
+    deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod)
+    service = kube.node_port_service(meta(APP), kube.selector(APP), "http", PORT, config.node_port)
     return [jaas, deployment, service]
 
 
@@ -148,12 +130,10 @@ class SchemaRegistry(pulumi.ComponentResource):
         passwords = pulumi.Output.all(admin.result, client.result).apply(
             lambda p: password_line(ADMIN_USER, p[0], "admin") + password_line(CLIENT_USER, p[1], "developer")
         )
-        secret = kube.create(name, {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": args.namespace, "labels": kube.labels(APP, args.layer)},
-            "type": "Opaque",
-            "stringData": {"passwords.properties": pulumi.Output.secret(passwords)},
-        }, child)
+        secret = kube.create(name, kube.opaque_secret(
+            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
+            {"passwords.properties": pulumi.Output.secret(passwords)},
+        ), child)
         env = pulumi.Output.from_input(args.bootstrap_servers).apply(
             lambda bootstrap: container_env(args.config, bootstrap, args.replication_factor))
         for manifest in manifests(args.config, args.namespace_name, args.layer, env):

@@ -12,7 +12,7 @@ import pytest
 
 from components.ingestion import connectors, topics as topic_decl
 from components.ingestion.postgres import HEARTBEAT_TABLE
-from tests.services.services import Pipeline, Record, TopicReader, http_json
+from tests.services.services import Pipeline, Record, TopicReader, http_json, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -120,23 +120,29 @@ def test_the_topic_script_is_idempotent(pipeline):
 def test_raising_a_declared_partition_count_reaches_an_existing_topic(pipeline):
     from confluent_kafka.admin import AdminClient
 
-    def partitions(name):
-        return len(AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap})
-                   .list_topics(timeout=30).topics[name].partitions)
+    def has_partitions(name, count):
+        # Brokers apply metadata changes asynchronously: poll until each broker has it, so the
+        # next run of the script reads the new count whichever broker it asks.
+        def check():
+            return all(len(AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+                           .list_topics(timeout=10).topics[name].partitions) == count
+                       for port in pipeline.kafka.internal)
+        wait_for(check, 30, f"{name} with {count} partitions")
+        return True
 
     # A topic of its own, so the CDC topics the other tests read keep their declared shape.
     name = "datapipe.resize-check"
     first = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 2, 3)])
     assert first.returncode == 0, first.stdout + first.stderr
-    assert partitions(name) == 2
+    assert has_partitions(name, 2)
     raised = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 4, 3)])
     assert raised.returncode == 0, raised.stdout + raised.stderr
     assert "raising partitions from 2 to 4" in raised.stdout
-    assert partitions(name) == 4
+    assert has_partitions(name, 4)
     lowered = pipeline.kafka.ensure_topics([topic_decl.TopicSpec(name, 3, 2)])
     assert lowered.returncode == 0, lowered.stdout + lowered.stderr
     assert "keeps its 4 partitions" in lowered.stderr and "replication factor 3, not the declared 2" in lowered.stderr
-    assert partitions(name) == 4
+    assert has_partitions(name, 4)
 
 
 def test_a_topic_that_was_not_declared_is_never_created(pipeline):
