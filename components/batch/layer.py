@@ -122,13 +122,11 @@ class BatchLayer(pulumi.ComponentResource):
         endpoint: S3Endpoint = storage.spark.endpoint
 
         # Spark's key, for drivers, executors and the History Server (env from this Secret).
-        credentials = kube.create(name, {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": spark.CREDENTIALS_SECRET, "namespace": ns, "labels": kube.labels(DRIVER, LAYER)},
-            "type": "Opaque",
-            "stringData": {spark.ACCESS_KEY_ID: pulumi.Output.secret(storage.spark.access_key_id),
-                           spark.SECRET_ACCESS_KEY: pulumi.Output.secret(storage.spark.secret_access_key)},
-        }, child)
+        credentials = kube.create(name, kube.opaque_secret(
+            kube.metadata(spark.CREDENTIALS_SECRET, ns, DRIVER, LAYER),
+            {spark.ACCESS_KEY_ID: pulumi.Output.secret(storage.spark.access_key_id),
+             spark.SECRET_ACCESS_KEY: pulumi.Output.secret(storage.spark.secret_access_key)},
+        ), child)
 
         self.operator: Optional[SparkOperator] = None
         if cfg.spark_operator.enabled:

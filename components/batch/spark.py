@@ -175,17 +175,10 @@ def defaults_text(config: SparkConfig, conf: dict[str, str], namespace: str, dri
 
 def manifests(config: SparkConfig, namespace: str, layer: str, defaults: Any) -> list[dict[str, Any]]:
     """The spark-defaults ConfigMap (`defaults` may be an Output) and the Spark UI NodePort."""
-    meta = lambda name: {"name": name, "namespace": namespace, "labels": kube.labels(DRIVER_APP, layer)}  # noqa: E731
+    meta = lambda name: kube.metadata(name, namespace, DRIVER_APP, layer)  # noqa: E731
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(DEFAULTS_CONFIG_MAP),
          "data": {"spark-defaults.conf": defaults}},
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": meta(UI_SERVICE),
-            # The budget holds one default-profile job at a time, so one driver answers here.
-            "spec": {"type": "NodePort", "selector": kube.selector(DRIVER_APP),
-                     "ports": [{"name": "ui", "port": UI_PORT, "targetPort": UI_PORT,
-                                "nodePort": config.ui_node_port}]},
-        },
+        # The budget holds one default-profile job at a time, so one driver answers here.
+        kube.node_port_service(meta(UI_SERVICE), kube.selector(DRIVER_APP), "ui", UI_PORT, config.ui_node_port),
     ]
