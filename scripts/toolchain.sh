@@ -18,7 +18,7 @@
 # changed). The script then writes <cache>/env.sh, which prepends the tool
 # directories to PATH and sets PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # and PULUMI_SKIP_UPDATE_CHECK=true (plugins are then taken from PATH). Progress
-# goes to stderr. A first run from empty Go caches takes about 10 minutes on 2 cores.
+# goes to stderr. A first run from empty Go caches takes about 20 minutes on 2 cores.
 #
 # Needs (only when something must be built): go >= 1.26 (for pulumi v3.274.1)
 # and access to the Go module proxy.
