@@ -97,11 +97,13 @@ def test_raising_the_budget_in_pack_config_lets_the_change_through(over_budget, 
     assert "memory limits total 6824Mi against a budget of 7Gi" in report
 
 
-def test_the_pods_a_helm_chart_renders_count_against_the_budget(tmp_path):
+def test_helm_chart_pods_and_spark_applications_count_against_the_budget(tmp_path):
     stack = LocalStack(tmp_path).init()
-    # Three 7Gi operator controllers: the program's own budget is raised to let them through, so
-    # only the pack's count of the chart's rendered Deployments can stop the change.
-    variant = {**OPERATOR_CHART, "datapipe:batch.memoryBudget": "40Gi",
+    # Three 7Gi operator controllers beside the SparkPi smoke job: the program's own budget is
+    # raised to let them through, so only the pack's count of what the engine registers (the
+    # chart's rendered Deployments, the SparkApplication's driver and executors) can stop it.
+    variant = {**OPERATOR_CHART, "datapipe:batch.spark.smokeJob.enabled": "true",
+               "datapipe:batch.memoryBudget": "40Gi",
                "datapipe:batch.sparkOperator.controller.memory": "7Gi",
                "datapipe:batch.sparkOperator.controller.replicas": "3"}
     for path, value in variant.items():
@@ -109,7 +111,12 @@ def test_the_pods_a_helm_chart_renders_count_against_the_budget(tmp_path):
     result = stack.pulumi("preview", "--policy-pack", "policy", check=False)
     assert result.returncode != 0
     report = policy_section(result.output)
-    assert "Layer 'batch' (namespace batch-analytics): memory limits total 23296Mi against a budget of 18Gi" in report
+    # The program's own accounting (outputs.batchMemory) arrives at the same 35762Mi.
+    assert "Layer 'batch' (namespace batch-analytics): memory limits total 35762Mi against a budget of 18Gi" in report
     assert row("spark-operator-controller", "Deployment", "3", "7168Mi", "21504Mi").search(report)
     assert row("spark-operator-webhook", "Deployment", "1", "256Mi", "256Mi").search(report)
-    assert row("layer total", "23296Mi").search(report)
+    # Spark's default overhead: driver 3g + 384Mi, executors 4g + 10%.
+    assert row("spark-pi executor", "SparkApplication", "2", "4505Mi", "9010Mi").search(report)
+    assert row("spark-pi driver", "SparkApplication", "1", "3456Mi", "3456Mi").search(report)
+    assert row("layer total", "35762Mi").search(report)
+    assert row("budget", "18432Mi").search(report)
