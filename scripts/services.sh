@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/services.sh - provide REAL services for the rung-5 integration tests
 # (tests/services/) on a machine without Docker, Apache mirrors or the Confluent
-# repo: Apache Kafka (KRaft broker/controller, Kafka Connect, CLI tools) and the
-# Debezium PostgreSQL connector, resolved from Maven Central, plus PostgreSQL
-# from the machine or Debian's packages.
+# repo: Apache Kafka (KRaft broker/controller, Kafka Connect, CLI tools), the
+# Debezium PostgreSQL connector and Apache Spark (local mode, History Server),
+# resolved from Maven Central, plus PostgreSQL from the machine or Debian's packages.
 #
 # Usage:
 #   bash scripts/services.sh                    # ensure everything, print progress + env file path
@@ -17,6 +17,8 @@
 #   connect-plugins/debezium-connector-postgres/   Debezium connector as a Connect plugin
 #                                        (its jars and runtime deps, without Kafka's own artifacts)
 #   debezium-<DEBEZIUM_VERSION>/{pom.xml,build.log}
+#   spark-<SPARK_VERSION>/jars/          Spark SQL + core runtime jars (one classpath, no launcher scripts)
+#   ivy2/                                Ivy cache for the jobs' spark.jars.packages (filled by Spark itself)
 #   bin/                                 wrappers: kafka-storage, kafka-server-start, kafka-topics,
 #                                        kafka-configs, connect-distributed, kafka-console-consumer
 #   log4j.properties                     reload4j config used by every wrapper (logs go to stderr)
@@ -24,7 +26,7 @@
 #   env.sh                               the file to source
 # A finished build leaves a .complete marker holding a fingerprint of the pins and
 # the build function, so re-runs skip it unless those changed (a warm run takes well
-# under 2 s and starts no JVM). First run: ~150 MB from Maven Central, well under a minute.
+# under 2 s and starts no JVM). First run: ~370 MB from Maven Central, about a minute.
 #
 # env.sh exports:
 #   PATH                       <cache>/bin and the PostgreSQL bin directory prepended
@@ -36,14 +38,16 @@
 #                              the caller's own user name
 #   DATAPIPE_KAFKA_LIBS        classpath directory of the Kafka runtime
 #   DATAPIPE_CONNECT_PLUGINS   directory CONTAINING debezium-connector-postgres/ (for plugin.path)
-#   DATAPIPE_KAFKA_VERSION, DATAPIPE_DEBEZIUM_VERSION
+#   DATAPIPE_SPARK_JARS        classpath directory of the Spark runtime
+#   DATAPIPE_SPARK_IVY         Ivy cache directory for spark.jars.packages (kept between runs)
+#   DATAPIPE_KAFKA_VERSION, DATAPIPE_DEBEZIUM_VERSION, DATAPIPE_SPARK_VERSION
 #
 # Wrappers run `java ${KAFKA_HEAP_OPTS:--Xmx256m} ${KAFKA_OPTS} -cp "<libs>/*" <MainClass> "$@"`
 # with -Dlog4j.configuration=file:<cache>/log4j.properties. Servers (kafka-server-start,
 # connect-distributed) log at INFO, the CLI tools at WARN; DATAPIPE_KAFKA_LOG_LEVEL
 # overrides both. All logging goes to stderr, so tool output on stdout stays clean.
 #
-# Needs: java >= 17 (Debezium 3.x is Java 17 bytecode), mvn + Maven Central (only to
+# Needs: a JDK >= 17 (Debezium 3.x is Java 17 bytecode; javac for the Spark smoke job), mvn + Maven Central (only to
 # build), python3 (to check jars); apt-get (only if PostgreSQL is missing; sudo if not root).
 # End-to-end check: bash scripts/services_smoke.sh
 set -euo pipefail
@@ -55,6 +59,8 @@ SLF4J_VERSION=1.7.36                     # what Kafka 3.9.1 itself ships (slf4j 
 RELOAD4J_VERSION=1.2.25
 DEBEZIUM_VERSION=3.6.1.Final             # io.debezium:debezium-connector-postgres
 POSTGRES_MAJOR=15                        # preferred PostgreSQL major (Debian 12's; the image's)
+SPARK_VERSION=3.5.6                      # == apache/spark:3.5.6 (components/batch/config.py)
+SPARK_SCALA_VERSION=2.12                 # the image's Scala
 MAVEN_DEPENDENCY_PLUGIN_VERSION=3.8.1    # pinned: Maven 3.8 would otherwise pick 2.8
 # -----------------------------------------------------------------------------
 
@@ -69,6 +75,9 @@ KAFKA_LIBS="$KAFKA_DIR/libs"
 DEBEZIUM_DIR="$CACHE/debezium-$DEBEZIUM_VERSION"
 CONNECT_PLUGINS="$CACHE/connect-plugins"
 DEBEZIUM_PLUGIN="$CONNECT_PLUGINS/debezium-connector-postgres"
+SPARK_DIR="$CACHE/spark-$SPARK_VERSION"
+SPARK_JARS="$SPARK_DIR/jars"
+SPARK_IVY="$CACHE/ivy2"
 BIN_DIR="$CACHE/bin"
 LOG4J_FILE="$CACHE/log4j.properties"
 
@@ -93,6 +102,7 @@ command -v java >/dev/null 2>&1 || die "'java' is not on PATH; install a JDK/JRE
 JAVA_SPEC="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')"
 [[ "${JAVA_SPEC%%.*}" =~ ^[0-9]+$ && "${JAVA_SPEC%%.*}" -ge 17 ]] \
   || die "java on PATH is version '${JAVA_SPEC:-unknown}'; Debezium $DEBEZIUM_VERSION needs Java >= 17."
+command -v javac >/dev/null 2>&1 || die "'javac' is not on PATH; the Spark smoke job of tests/services/ is compiled: install a JDK >= 17 (e.g. apt-get install openjdk-17-jdk-headless)."
 
 # ---- build machinery (scripts/lib.sh, shared with scripts/toolchain.sh) ----------------------
 # fingerprint FUNC: hash of what a build depends on (the build function, the shared
@@ -253,6 +263,26 @@ EOF
   echo "$DEBEZIUM_VERSION" >"$dir/plugin-version"
 }
 
+# ---- Spark runtime: local-mode driver and History Server ----------------------------------------
+# spark-sql brings spark-core and what a SparkSession needs; the jobs' own packages (Iceberg,
+# hadoop-aws) are resolved by Spark from spark.jars.packages, as in the cluster.
+build_spark() {
+  local dir="$1"
+  {
+    pom_header spark-runtime
+    cat <<EOF
+  <dependencies>
+    <dependency><groupId>org.apache.spark</groupId><artifactId>spark-sql_$SPARK_SCALA_VERSION</artifactId><version>$SPARK_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+  } >pom.xml
+  mvn_copy_dependencies "$dir/jars"
+  ls "$dir/jars" | sed 's/^/  /'
+  check_classes "$dir/jars" org.apache.spark.deploy.SparkSubmit org.apache.spark.deploy.history.HistoryServer \
+    org.apache.spark.sql.SparkSession
+}
+
 # ---- PostgreSQL ---------------------------------------------------------------------------------
 pg_bin_ok() {
   local d="$1" b
@@ -399,6 +429,9 @@ for f in "$DEBEZIUM_PLUGIN"/debezium-connector-postgres-*.jar; do
   [[ "$f" == */debezium-connector-postgres-$DEBEZIUM_VERSION.jar ]] \
     || die "stray $f in the plugin directory; remove $DEBEZIUM_DIR and re-run"
 done
+ensure "spark $SPARK_VERSION" "$SPARK_DIR" build_spark "$SPARK_JARS" \
+  "spark-core_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar" "spark-sql_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar"
+mkdir -p "$SPARK_IVY"
 write_log4j
 write_wrappers
 
@@ -431,6 +464,9 @@ tmp="$(mktemp "$CACHE/env.sh.XXXXXX")"
   printf 'export DATAPIPE_CONNECT_PLUGINS=%q\n' "$CONNECT_PLUGINS"
   printf 'export DATAPIPE_KAFKA_VERSION=%q\n' "$KAFKA_VERSION"
   printf 'export DATAPIPE_DEBEZIUM_VERSION=%q\n' "$DEBEZIUM_VERSION"
+  printf 'export DATAPIPE_SPARK_JARS=%q\n' "$SPARK_JARS"
+  printf 'export DATAPIPE_SPARK_IVY=%q\n' "$SPARK_IVY"
+  printf 'export DATAPIPE_SPARK_VERSION=%q\n' "$SPARK_VERSION"
 } >"$tmp"
 write_if_changed "$ENV_FILE" 0644 <"$tmp"
 rm -f "$tmp"
@@ -451,7 +487,7 @@ rm -f "$tmp"
     [[ "$uuid" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka-storage random-uuid printed '$uuid'"
     log "verified: kafka-storage random-uuid -> $uuid"
   fi
-  log "verified: kafka $KAFKA_VERSION wrappers in $BIN_DIR, debezium $DEBEZIUM_VERSION in $DEBEZIUM_PLUGIN"
+  log "verified: kafka $KAFKA_VERSION wrappers in $BIN_DIR, debezium $DEBEZIUM_VERSION in $DEBEZIUM_PLUGIN, spark $SPARK_VERSION in $SPARK_JARS"
 )
 
 print_env_file "${BASH_SOURCE[0]}"
