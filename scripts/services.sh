@@ -3,7 +3,8 @@
 # (tests/services/) on a machine without Docker, Apache mirrors or the Confluent
 # repo: Apache Kafka (KRaft broker/controller, Kafka Connect, CLI tools), the
 # Debezium PostgreSQL connector and Apache Spark (local mode, History Server),
-# resolved from Maven Central, plus PostgreSQL from the machine or Debian's packages.
+# resolved from Maven Central; SeaweedFS built from the Go module proxy; PostgreSQL
+# from the machine or Debian's packages.
 #
 # Usage:
 #   bash scripts/services.sh                    # ensure everything, print progress + env file path
@@ -19,6 +20,7 @@
 #   debezium-<DEBEZIUM_VERSION>/{pom.xml,build.log}
 #   spark-<SPARK_VERSION>/jars/          Spark SQL + core runtime jars (one classpath, no launcher scripts)
 #   ivy2/                                Ivy cache for the jobs' spark.jars.packages (filled by Spark itself)
+#   seaweedfs-<SEAWEEDFS_VERSION>/weed   SeaweedFS built from the Go module proxy (bin/weed links to it)
 #   bin/                                 wrappers: kafka-storage, kafka-server-start, kafka-topics,
 #                                        kafka-configs, connect-distributed, kafka-console-consumer
 #   log4j.properties                     reload4j config used by every wrapper (logs go to stderr)
@@ -28,6 +30,7 @@
 # the build function, so re-runs skip it unless those changed (a warm run takes well
 # under 2 s and starts no JVM). First run: ~280 MB from Maven Central, ~25 s; the first Spark job
 # then adds ~330 MB of spark.jars.packages to ivy2/ (1.2 GB cache in all, m2/ included).
+# SeaweedFS: ~5 minutes of `go build` on 2 cores from a cold Go build cache.
 #
 # env.sh exports:
 #   PATH                       <cache>/bin and the PostgreSQL bin directory prepended
@@ -48,7 +51,7 @@
 # connect-distributed) log at INFO, the CLI tools at WARN; DATAPIPE_KAFKA_LOG_LEVEL
 # overrides both. All logging goes to stderr, so tool output on stdout stays clean.
 #
-# Needs: a JDK >= 17 (Debezium 3.x is Java 17 bytecode; javac for the Spark smoke job), mvn + Maven Central (only to
+# Needs: go (SeaweedFS), a JDK >= 17 (Debezium 3.x is Java 17 bytecode; javac for the Spark smoke job), mvn + Maven Central (only to
 # build), python3 (to check jars); apt-get (only if PostgreSQL is missing; sudo if not root).
 # End-to-end check: bash scripts/services_smoke.sh
 set -euo pipefail
@@ -62,6 +65,10 @@ DEBEZIUM_VERSION=3.6.1.Final             # io.debezium:debezium-connector-postgr
 POSTGRES_MAJOR=15                        # preferred PostgreSQL major (Debian 12's; the image's)
 SPARK_VERSION=3.5.6                      # == apache/spark:3.5.6 (components/batch/config.py)
 SPARK_SCALA_VERSION=2.12                 # the image's Scala
+# github.com/seaweedfs/seaweedfs: the only version the Go module proxy serves (SeaweedFS 4.53;
+# the object store's image is chrislusf/seaweedfs:4.47, which no reachable registry serves).
+SEAWEEDFS_MODULE=v0.0.0-20261109003541-7506e5f91cd6
+SEAWEEDFS_VERSION=4.53                   # what that commit's `weed version` prints (checked)
 MAVEN_DEPENDENCY_PLUGIN_VERSION=3.8.1    # pinned: Maven 3.8 would otherwise pick 2.8
 # -----------------------------------------------------------------------------
 
@@ -79,6 +86,7 @@ DEBEZIUM_PLUGIN="$CONNECT_PLUGINS/debezium-connector-postgres"
 SPARK_DIR="$CACHE/spark-$SPARK_VERSION"
 SPARK_JARS="$SPARK_DIR/jars"
 SPARK_IVY="$CACHE/ivy2"
+SEAWEEDFS_DIR="$CACHE/seaweedfs-$SEAWEEDFS_VERSION"
 BIN_DIR="$CACHE/bin"
 LOG4J_FILE="$CACHE/log4j.properties"
 
@@ -124,8 +132,12 @@ fingerprint() {
 # mark DIR complete. On failure name the part and show the log tail.
 run_build() {
   local name="$1" dir="$2" fn="$3"
-  command -v mvn >/dev/null 2>&1 || die "'mvn' is not on PATH but is needed to resolve $name (apt-get install maven)."
-  log "resolving $name from Maven Central -> $dir (log: $dir/build.log)"
+  if [[ "$fn" == build_seaweedfs ]]; then
+    command -v go >/dev/null 2>&1 || die "'go' is not on PATH but is needed to build $name from the Go module proxy."
+  else
+    command -v mvn >/dev/null 2>&1 || die "'mvn' is not on PATH but is needed to resolve $name (apt-get install maven)."
+  fi
+  log "resolving $name -> $dir (log: $dir/build.log)"
   timed_build "$dir" "$dir" "$fn" "resolving $name"
   fingerprint "$fn" >"$dir/.complete"
   log "resolved $name in $(cat "$dir/.build-seconds")s ($(du -sh "$4" | cut -f1) in $4)"
@@ -284,6 +296,21 @@ EOF
     org.apache.spark.sql.SparkSession
 }
 
+# ---- SeaweedFS: the S3-compatible object store of stacks without AWS ------------------------------
+# `go install pkg@version` refuses a module whose go.mod has replace directives (SeaweedFS's has),
+# so a copy of the module is built as the main module, with its own go.sum.
+build_seaweedfs() {
+  local dir="$1" src
+  src="$(go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_MODULE" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+  cp -r "$src" "$dir/src"
+  chmod -R u+w "$dir/src"
+  (cd "$dir/src" && go build -o "$dir/weed" ./weed)
+  rm -rf "$dir/src"
+  "$dir/weed" version | grep -q " $SEAWEEDFS_VERSION " \
+    || { echo "weed version is not $SEAWEEDFS_VERSION: $("$dir/weed" version | head -n 1)" >&2; return 1; }
+}
+
 # ---- PostgreSQL ---------------------------------------------------------------------------------
 pg_bin_ok() {
   local d="$1" b
@@ -433,8 +460,10 @@ done
 ensure "spark $SPARK_VERSION" "$SPARK_DIR" build_spark "$SPARK_JARS" \
   "spark-core_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar" "spark-sql_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar"
 mkdir -p "$SPARK_IVY"
+ensure "seaweedfs $SEAWEEDFS_VERSION" "$SEAWEEDFS_DIR" build_seaweedfs "$SEAWEEDFS_DIR" weed
 write_log4j
 write_wrappers
+ln -sfn "$SEAWEEDFS_DIR/weed" "$BIN_DIR/weed"
 
 # DATAPIPE_SERVICES_FORCE_APT=1 exercises the install path on a machine that has PostgreSQL.
 if [[ "${DATAPIPE_SERVICES_FORCE_APT:-}" == 1 ]]; then

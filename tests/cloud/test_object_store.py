@@ -33,6 +33,7 @@ def test_manifests_bound_memory_and_expose_the_node_port():
     identities = next(v for v in pod["volumes"] if v["name"] == "identities")
     assert identities["secret"]["secretName"] == object_store.SECRET_NAME  # the keys are in a Secret
     assert service["spec"]["type"] == "NodePort" and service["spec"]["ports"][0]["nodePort"] == 30045
+    assert pod["terminationGracePeriodSeconds"] == 60  # a clean SeaweedFS stop takes ~25 s
 
 
 def test_ingestion_reaches_the_store_through_the_batch_node():

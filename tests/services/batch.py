@@ -1,30 +1,42 @@
-"""Rung 5 for the batch layer: Spark 3.5.6 in local mode and the Spark History Server, from the
-Maven Central jars scripts/services.sh provides, fed the builders' output.
+"""Rung 5 for the batch layer: the local stack's object store (SeaweedFS), Spark 3.5.6 in local
+mode and the Spark History Server, as scripts/services.sh provides them, fed the builders' output.
 
-What comes from the builders unchanged: the job profile (`spark.defaults_text` over `spark.spark_conf`,
-as the spark-defaults ConfigMap holds it, including spark.jars.packages, which Spark resolves from
-Maven Central like the cluster's driver does), the driver heap, and the History Server's options
-(`history_server.history_opts`) and heap. What is localized, and only that: ports (free ones),
-directories (temp dirs instead of the /spark-events volume and /tmp/.ivy2), and the lake warehouse
-(a file:// directory: no S3 emulator runs here). The job is tests/services/spark/SmokeJob.java,
-the SparkPi computation (the image's examples jar is not on Maven Central) plus an Iceberg write."""
+What comes from the builders unchanged: the object store's start script and identities file
+(`object_store.start_script`, `object_store.identities`), the job profile (`spark.defaults_text`
+over `spark.spark_conf`, as the spark-defaults ConfigMap holds it: spark.jars.packages, which
+Spark resolves from Maven Central like the cluster's driver does, the Iceberg catalog and the s3a
+settings), the driver heap, and the History Server's options (`history_server.history_opts`) and
+heap. What is localized, and only that: addresses and ports (the store's URL instead of its
+in-cluster Service; free ports for Spark), and directories (temp dirs instead of the store's
+volume and Secret mount, the /spark-events volume and /tmp/.ivy2). The job is
+tests/services/spark/SmokeJob.java: the SparkPi computation (the image's examples jar is not on
+Maven Central) plus an Iceberg write."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shlex
+import signal
+import socket
+import string
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
 from components.batch import history_server, spark
 from components.batch.config import BatchConfig
 from components.batch.memory import DRIVER_SERVICE_ACCOUNT
+from components.cloud import object_store
 from components.cloud.access import S3Endpoint
+from components.cloud.config import ObjectStoreConfig
 from tests.services.services import HOST, Process, free_ports, http_json, wait_for
 
 JOB_SOURCE = Path(__file__).parent / "spark" / "SmokeJob.java"
-LAKE_BUCKET = "datapipe-lake"
+# `weed server`'s fixed ports: master, volume, filer, S3, and their gRPC ports (+10000).
+SEAWEEDFS_PORTS = (object_store.MASTER_PORT, 8080, 8888, object_store.S3_PORT)
 # What Spark's launcher (JavaModuleOptions) adds on Java 17; java is started directly here.
 JAVA17_OPTS = ["-XX:+IgnoreUnrecognizedVMOptions", "-Djdk.reflect.useDirectMethodHandle=false"] + [
     f"--add-opens=java.base/{package}=ALL-UNNAMED" for package in (
@@ -41,11 +53,70 @@ def require_spark() -> tuple[str, str]:
     return jars, ivy
 
 
+def aws_shaped_key() -> tuple[str, str]:
+    """Like the program's generated keys: a 20 character id, a 40 character secret."""
+    upper = string.ascii_uppercase + string.digits
+    return ("".join(secrets.choice(upper) for _ in range(20)),
+            "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40)))
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((HOST, port)) == 0
+
+
+class ObjectStore:
+    """The object store pod's script, run by sh as in the container, with its paths localized."""
+
+    def __init__(self, workdir: Path, config: ObjectStoreConfig | None = None):
+        self.config = config or ObjectStoreConfig()
+        self.dir = workdir / "object-store"
+        (self.dir / "data").mkdir(parents=True)
+        self.sink_key, self.spark_key = aws_shaped_key(), aws_shaped_key()
+        identities = self.dir / "s3.json"
+        identities.write_text(json.dumps(object_store.identities(self.config, self.sink_key, self.spark_key)))
+        identities.chmod(0o400)
+        self.ready = self.dir / "buckets-ready"
+        script = object_store.start_script(self.config)
+        for container_path, local in (("-dir=/data", f"-dir={self.dir / 'data'}"),
+                                      (f"{object_store.CONFIG_DIR}/s3.json", str(identities)),
+                                      (object_store.READY_MARKER, str(self.ready))):
+            assert container_path in script, f"the start script no longer contains {container_path}"
+            script = script.replace(container_path, local)
+        self.script = script
+        self.process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{object_store.S3_PORT}"
+
+    def start(self, timeout: float = 180) -> "ObjectStore":
+        busy = [p for port in SEAWEEDFS_PORTS for p in (port, port + 10000) if port_in_use(p)]
+        if busy:
+            raise RuntimeError(f"SeaweedFS needs ports {sorted(busy)}, which are in use on {HOST}")
+        self.process = Process("object-store", ["sh", "-c", self.script], self.dir / "server.log",
+                               env={**os.environ, "GOMEMLIMIT": f"{self.config.memory_mib * 8 // 10}MiB"})
+        wait_for(self.ready.exists, timeout, "the object store's buckets", self.process.log)
+        return self
+
+    def stop(self) -> float:
+        """Stop it the way the kubelet does: SIGTERM to the shell (the pod's PID 1) alone, SIGKILL to
+        everything left at the end of the grace period. Returns the seconds the clean stop took."""
+        if self.process is None or not self.process.alive():
+            return 0.0
+        start = time.monotonic()
+        os.kill(self.process.proc.pid, signal.SIGTERM)
+        try:
+            self.process.proc.wait(object_store.TERMINATION_GRACE_SECONDS)
+        finally:
+            self.process.stop(signal.SIGKILL)  # the whole process group, whatever is left
+        return time.monotonic() - start
+
+
 def localize_conf(conf: dict[str, str], workdir: Path, ivy: str) -> dict[str, str]:
     driver_port, block_manager_port, ui_port = free_ports(3)
-    catalog = next(k for k in conf if k.startswith("spark.sql.catalog.") and k.count(".") == 3)
     expected = {"spark.driver.port", "spark.driver.blockManager.port", "spark.blockManager.port", "spark.ui.port",
-                "spark.eventLog.dir", "spark.jars.ivy", f"{catalog}.warehouse"}
+                "spark.eventLog.dir", "spark.jars.ivy"}
     assert expected <= conf.keys(), f"the builders no longer set {sorted(expected - conf.keys())}"
     return {
         **conf,
@@ -55,7 +126,6 @@ def localize_conf(conf: dict[str, str], workdir: Path, ivy: str) -> dict[str, st
         "spark.ui.port": str(ui_port),
         "spark.eventLog.dir": (workdir / "events").as_uri(),
         "spark.jars.ivy": ivy,
-        f"{catalog}.warehouse": (workdir / "warehouse").as_uri(),
     }
 
 
@@ -68,15 +138,16 @@ def localize_history_opts(opts: str, log_dir: Path, port: int) -> list[str]:
 
 
 class SparkLocal:
-    """The batch layer's job profile and History Server, run locally."""
+    """The batch layer's job profile and History Server, run locally against `store`."""
 
-    def __init__(self, workdir: Path, config: BatchConfig | None = None):
+    def __init__(self, workdir: Path, store: ObjectStore, config: BatchConfig | None = None):
         self.jars, ivy = require_spark()
         self.config = config or BatchConfig()
+        self.store = store
         self.dir = workdir
         (workdir / "events").mkdir(parents=True)
-        conf = spark.spark_conf(self.config.spark, LAKE_BUCKET, S3Endpoint(region="us-east-1"),
-                                spark.event_log_dir(None))
+        endpoint = S3Endpoint(region=store.config.region, url=store.url)
+        conf = spark.spark_conf(self.config.spark, store.config.lake_bucket, endpoint, spark.event_log_dir(None))
         self.conf = localize_conf(conf, workdir, ivy)
         self.defaults = workdir / "spark-defaults.conf"
         self.defaults.write_text(spark.defaults_text(self.config.spark, self.conf, self.config.namespace,
@@ -88,10 +159,6 @@ class SparkLocal:
     @property
     def catalog(self) -> str:
         return self.config.spark.iceberg_catalog
-
-    @property
-    def warehouse(self) -> Path:
-        return self.dir / "warehouse"
 
     @property
     def events(self) -> Path:
@@ -110,12 +177,17 @@ class SparkLocal:
                 archive.write(path, path.relative_to(classes))
         return jar
 
-    def submit(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        """spark-submit of the smoke job with the spark-defaults file, on a local master."""
+    def submit(self, *args: str, key: tuple[str, str] | None = None,
+               timeout: float = 900) -> subprocess.CompletedProcess:
+        """spark-submit of the smoke job with the spark-defaults file, on a local master, with the
+        S3 key in the environment as the spark-s3-credentials Secret provides it (Spark's own key
+        unless `key` says otherwise)."""
+        key_id, secret = key or self.store.spark_key
         command = [*self._java(self.config.spark.driver.memory_mib), "org.apache.spark.deploy.SparkSubmit",
                    "--master", "local[2]", "--properties-file", str(self.defaults),
                    "--name", self.config.spark.smoke_job.name, "--class", "SmokeJob", str(self.job_jar), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.dir, env=env)
 
     def start_history_server(self, timeout: float = 120) -> str:
         hs = self.config.history_server

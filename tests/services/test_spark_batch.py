@@ -1,16 +1,19 @@
 """Rung 5 for the batch layer: the smoke job on the builders' spark-defaults, with real Spark 3.5.6,
-writes an Iceberg table in the lake catalog and an event log that the History Server, started with
-the builders' options, serves (see batch.py for the only changes made to the builders' output)."""
+writes an Iceberg table in the lake catalog on the local stack's object store (SeaweedFS, with the
+builders' identities) and an event log that the History Server, started with the builders'
+options, serves (see batch.py for the only changes made to the builders' output)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.services.batch import SparkLocal
-from tests.services.services import http_json, wait_for
+from components.cloud import object_store
+from tests.services.batch import ObjectStore, SparkLocal, port_in_use
+from tests.services.services import HOST, http_json, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -18,8 +21,15 @@ SLICES = "4"
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    local = SparkLocal(tmp_path_factory.mktemp("batch"))
+def store(tmp_path_factory):
+    started = ObjectStore(tmp_path_factory.mktemp("object-store")).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, store):
+    local = SparkLocal(tmp_path_factory.mktemp("batch"), store)
     yield local
     local.stop()
 
@@ -50,21 +60,45 @@ def test_the_pinned_packages_resolve_from_maven_central(batch, pi_run):
         assert f"{group}_{artifact}-{version}.jar" in resolved, f"{coordinate} was not resolved"
 
 
-def test_the_lake_catalog_writes_an_iceberg_table(batch, lake_run):
+def weed_ls(store: ObjectStore, path: str) -> str:
+    """The store's own listing of a path (its filer), independent of any S3 client."""
+    result = subprocess.run(["weed", "shell", f"-master={HOST}:{object_store.MASTER_PORT}"], input=f"fs.ls {path}\n",
+                            capture_output=True, text=True, timeout=60)
+    return result.stdout
+
+
+def test_the_lake_catalog_writes_an_iceberg_table_to_the_object_store(batch, lake_run):
     assert lake_run.returncode == 0, lake_run.stderr[-4000:]
     assert "iceberg rows: 1" in lake_run.stdout
-    table = batch.warehouse / "smoke" / "pi"
-    assert list((table / "metadata").glob("v*.metadata.json")), f"no Iceberg metadata under {table}"
-    assert list((table / "data").glob("*.parquet")), f"no Parquet data files under {table}"
+    table = f"/buckets/{batch.store.config.lake_bucket}/warehouse/smoke/pi"
+    assert re.search(r"v1\.metadata\.json", weed_ls(batch.store, f"{table}/metadata")), "no Iceberg metadata"
+    assert re.search(r"\.parquet", weed_ls(batch.store, f"{table}/data")), "no Parquet data files"
+
+
+def test_the_sink_key_cannot_write_the_lake(batch, lake_run):
+    # The S3 sink's identity may only touch the raw bucket (object_store.identities).
+    denied = batch.submit(SLICES, batch.catalog, key=batch.store.sink_key)
+    assert denied.returncode != 0
+    assert "AccessDenied" in denied.stderr or "403" in denied.stderr, denied.stderr[-3000:]
 
 
 def test_the_history_server_serves_the_jobs_event_logs(batch, pi_run, lake_run):
-    assert len(list(batch.events.iterdir())) == 2, "each run writes one event log"
+    # One event log per run that reached a SparkContext (the denied run may add a third).
+    assert len(list(batch.events.iterdir())) >= 2
     url = batch.start_history_server()
 
     def completed():
         apps = http_json("GET", f"{url}/api/v1/applications")
         return [a for a in apps if a["attempts"][0]["completed"]]
 
-    wait_for(lambda: len(completed()) == 2, 60, "both applications in the History Server", batch.history.log)
+    logs = len(list(batch.events.iterdir()))
+    wait_for(lambda: len(completed()) == logs, 60, "every run in the History Server", batch.history.log)
     assert {a["name"] for a in completed()} == {batch.config.spark.smoke_job.name}
+
+
+def test_the_store_stops_cleanly_within_its_grace_period(store):
+    """Last: the kubelet's SIGTERM reaches SeaweedFS through the start script's trap."""
+    seconds = store.stop()
+    assert seconds < object_store.TERMINATION_GRACE_SECONDS
+    assert not port_in_use(object_store.S3_PORT)
+    print(f"\nobject store stopped cleanly in {seconds:.1f}s")
