@@ -14,7 +14,7 @@ help:
 	@echo "make destroy   destroy the local stack (removes rendered/)"
 	@echo "make test      every test, including the real-engine ones (what CI runs)"
 	@echo "make test-fast the tests that need no Pulumi engine and no real services (seconds)"
-	@echo "make bench     preview/up/policy-pack times of the local stack; CDC throughput of the real services"
+	@echo "make bench     preview/up/policy-pack times of the local stack; CDC and Spark/Iceberg throughput of the real services"
 
 up:
 	bash scripts/local_stack.sh up
@@ -47,3 +47,4 @@ test-fast: venv
 bench: venv
 	$(TOOLCHAIN_ENV) && .venv/bin/python scripts/bench_engine.py
 	$(SERVICES_ENV) && .venv/bin/python scripts/bench_cdc.py
+	$(SERVICES_ENV) && .venv/bin/python scripts/bench_batch.py
