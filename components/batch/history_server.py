@@ -5,6 +5,7 @@ by default, or an s3a:// location)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 from typing import Any, Optional
 
 import pulumi
@@ -18,6 +19,10 @@ APP = "spark-history-server"
 PORT = 18080
 CLAIM = "spark-history"
 JARS_DIR = "/opt/datapipe/jars"
+HADOOP_CONF_DIR = "/opt/datapipe/hadoop-conf"
+HADOOP_CONF_MAP = "spark-history-hadoop-conf"
+# Hadoop's FsShell creating the event-log prefix: a short JVM with the AWS SDK bundle loaded.
+MKDIR_MEMORY_MIB, MKDIR_HEAP_MIB = 512, 256
 
 
 def maven_url(coordinate: str) -> str:
@@ -29,6 +34,21 @@ def maven_url(coordinate: str) -> str:
 def s3a_jars(packages: tuple[str, ...]) -> list[str]:
     # The History Server only reads event logs: it needs the s3a filesystem, not Iceberg.
     return [p for p in packages if p.startswith(("org.apache.hadoop:hadoop-aws:", "com.amazonaws:"))]
+
+
+def core_site_xml(settings: dict[str, str]) -> str:
+    """Hadoop's core-site.xml holding `settings` (the s3a options, without the spark.hadoop. prefix)."""
+    properties = "".join(f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+                         for k, v in settings.items())
+    return f'<?xml version="1.0"?>\n<configuration>\n{properties}</configuration>\n'
+
+
+def mkdir_command(log_dir: str, spark_jars: str = "/opt/spark/jars") -> list[str]:
+    """Create the s3a event-log prefix. Spark jobs and the History Server both refuse a log
+    directory that does not exist, and on S3 nothing creates one: `FsShell -mkdir -p` writes
+    s3a's directory marker, and does nothing if it is there."""
+    classpath = f"{spark_jars}/*:{JARS_DIR}/*:{HADOOP_CONF_DIR}"
+    return ["java", f"-Xmx{MKDIR_HEAP_MIB}m", "-cp", classpath, "org.apache.hadoop.fs.FsShell", "-mkdir", "-p", log_dir]
 
 
 def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S3Endpoint]) -> str:
@@ -62,10 +82,15 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     mounts: list[dict[str, Any]] = []
     init: list[dict[str, Any]] = []
     claims: list[dict[str, Any]] = []
+    extra: list[dict[str, Any]] = []
     if on_s3:
+        assert endpoint is not None
         env += spark.credentials_env() + [{"name": "SPARK_DAEMON_CLASSPATH", "value": f"{JARS_DIR}/*"}]
         volumes.append({"name": "jars", "emptyDir": {"sizeLimit": "1Gi"}})
+        volumes.append({"name": "hadoop-conf", "configMap": {"name": HADOOP_CONF_MAP}})
         mounts.append({"name": "jars", "mountPath": JARS_DIR, "readOnly": True})
+        extra.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(HADOOP_CONF_MAP),
+                      "data": {"core-site.xml": core_site_xml(spark.s3a_settings(endpoint, prefix=""))}})
         urls = " ".join(maven_url(p) for p in s3a_jars(spark_config.packages))
         init.append({
             "name": "s3a-jars",
@@ -74,6 +99,16 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
             "resources": kube.memory_resources(128, "100m"),
             "securityContext": kube.restricted_security_context(spark.UID),
             "volumeMounts": [{"name": "jars", "mountPath": JARS_DIR}],
+        })
+        init.append({
+            "name": "event-log-dir",
+            "image": config.image,
+            "command": mkdir_command(log_dir),
+            "env": spark.credentials_env(),
+            "resources": kube.memory_resources(MKDIR_MEMORY_MIB, "100m"),
+            "securityContext": kube.restricted_security_context(spark.UID),
+            "volumeMounts": [{"name": "jars", "mountPath": JARS_DIR, "readOnly": True},
+                             {"name": "hadoop-conf", "mountPath": HADOOP_CONF_DIR, "readOnly": True}],
         })
     else:
         claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(CLAIM),
@@ -105,7 +140,7 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     # Recreate: the volume is ReadWriteOnce and a surge pod would not fit the quota.
     deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod)
     service = kube.node_port_service(meta(APP), kube.selector(APP), "http", PORT, config.node_port)
-    return claims + [deployment, service]
+    return claims + extra + [deployment, service]
 
 
 @dataclass

@@ -41,6 +41,14 @@ def test_s3a_event_logs_need_no_volume_but_the_s3a_jars_and_a_key():
     assert f"fs.s3a.endpoint={ENDPOINT.url}" in env["SPARK_HISTORY_OPTS"]["value"]
     assert "valueFrom" in env["AWS_SECRET_ACCESS_KEY"]
     assert env["SPARK_DAEMON_CLASSPATH"]["value"] == "/opt/datapipe/jars/*"
+    # Nothing creates a directory on S3: the second init container does, with FsShell and the
+    # same s3a settings in a core-site.xml (tests/services runs it for real).
+    mkdir = pod["initContainers"][1]
+    assert mkdir["name"] == "event-log-dir" and mkdir["command"][-3:] == ["-mkdir", "-p", "s3a://datapipe-lake/spark-events"]
+    assert mkdir["resources"]["limits"]["memory"] == "512Mi" and "-Xmx256m" in mkdir["command"]
+    core_site = by_kind(manifests)["ConfigMap"]["data"]["core-site.xml"]
+    assert f"<name>fs.s3a.endpoint</name><value>{ENDPOINT.url}</value>" in core_site
+    assert "spark.hadoop." not in core_site and "secret" not in core_site.lower()
 
 
 def test_maven_url():

@@ -114,24 +114,28 @@ class ObjectStore:
 
 
 def localize_conf(conf: dict[str, str], workdir: Path, ivy: str) -> dict[str, str]:
+    """Free ports, local directories; an s3a:// event-log directory stays as it is."""
     driver_port, block_manager_port, ui_port = free_ports(3)
     expected = {"spark.driver.port", "spark.driver.blockManager.port", "spark.blockManager.port", "spark.ui.port",
                 "spark.eventLog.dir", "spark.jars.ivy"}
     assert expected <= conf.keys(), f"the builders no longer set {sorted(expected - conf.keys())}"
+    on_s3 = conf["spark.eventLog.dir"].startswith("s3a://")
     return {
         **conf,
         "spark.driver.port": str(driver_port),
         "spark.driver.blockManager.port": str(block_manager_port),
         "spark.blockManager.port": str(block_manager_port),
         "spark.ui.port": str(ui_port),
-        "spark.eventLog.dir": (workdir / "events").as_uri(),
+        "spark.eventLog.dir": conf["spark.eventLog.dir"] if on_s3 else (workdir / "events").as_uri(),
         "spark.jars.ivy": ivy,
     }
 
 
 def localize_history_opts(opts: str, log_dir: Path, port: int) -> list[str]:
     args = shlex.split(opts)
-    replaced = {"-Dspark.history.fs.logDirectory": log_dir.as_uri(), "-Dspark.history.ui.port": str(port)}
+    replaced = {"-Dspark.history.ui.port": str(port)}
+    if "-Dspark.history.fs.logDirectory=file:" in opts:
+        replaced["-Dspark.history.fs.logDirectory"] = log_dir.as_uri()
     localized = [f"{key}={replaced[key]}" if (key := a.split("=", 1)[0]) in replaced else a for a in args]
     assert sum(a.split("=", 1)[0] in replaced for a in args) == len(replaced), opts
     return localized
@@ -146,8 +150,9 @@ class SparkLocal:
         self.store = store
         self.dir = workdir
         (workdir / "events").mkdir(parents=True)
-        endpoint = S3Endpoint(region=store.config.region, url=store.url)
-        conf = spark.spark_conf(self.config.spark, store.config.lake_bucket, endpoint, spark.event_log_dir(None))
+        self.endpoint = S3Endpoint(region=store.config.region, url=store.url)
+        self.event_log_dir = spark.event_log_dir(self.config.history_server.event_log_dir)
+        conf = spark.spark_conf(self.config.spark, store.config.lake_bucket, self.endpoint, self.event_log_dir)
         self.conf = localize_conf(conf, workdir, ivy)
         self.defaults = workdir / "spark-defaults.conf"
         self.defaults.write_text(spark.defaults_text(self.config.spark, self.conf, self.config.namespace,
@@ -164,8 +169,38 @@ class SparkLocal:
     def events(self) -> Path:
         return self.dir / "events"
 
-    def _java(self, heap_mib: int) -> list[str]:
-        return ["java", f"-Xmx{heap_mib}m", *JAVA17_OPTS, "-cp", f"{self.jars}/*"]
+    def _java(self, heap_mib: int, classpath: str = "") -> list[str]:
+        return ["java", f"-Xmx{heap_mib}m", *JAVA17_OPTS, "-cp", f"{self.jars}/*{classpath}"]
+
+    def _s3a_jars(self) -> Path:
+        """What the History Server's s3a-jars init container downloads, from Spark's Ivy cache."""
+        jars = self.dir / "s3a-jars"
+        jars.mkdir(exist_ok=True)
+        for coordinate in history_server.s3a_jars(self.config.spark.packages):
+            group, artifact, version = coordinate.split(":")
+            name = f"{group}_{artifact}-{version}.jar"
+            if not (jars / name).exists():
+                (jars / name).symlink_to(Path(self.conf["spark.jars.ivy"]) / "jars" / name)
+        return jars
+
+    def _env(self, key: tuple[str, str] | None = None) -> dict[str, str]:
+        key_id, secret = key or self.store.spark_key
+        return {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+
+    def create_event_log_dir(self) -> subprocess.CompletedProcess:
+        """The History Server's event-log-dir init container: its command and core-site.xml, with
+        the jar and config directories localized."""
+        conf_dir = self.dir / "hadoop-conf"
+        conf_dir.mkdir(exist_ok=True)
+        (conf_dir / "core-site.xml").write_text(
+            history_server.core_site_xml(spark.s3a_settings(self.endpoint, prefix="")))
+        command = history_server.mkdir_command(self.event_log_dir, spark_jars=self.jars)
+        classpath = command[3]
+        for container_dir, local in ((history_server.JARS_DIR, self._s3a_jars()), (history_server.HADOOP_CONF_DIR, conf_dir)):
+            assert container_dir in classpath, classpath
+            classpath = classpath.replace(container_dir, str(local))
+        command[3] = classpath
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=self._env())
 
     def _build_job(self) -> Path:
         classes = self.dir / "classes"
@@ -182,20 +217,23 @@ class SparkLocal:
         """spark-submit of the smoke job with the spark-defaults file, on a local master, with the
         S3 key in the environment as the spark-s3-credentials Secret provides it (Spark's own key
         unless `key` says otherwise)."""
-        key_id, secret = key or self.store.spark_key
         command = [*self._java(self.config.spark.driver.memory_mib), "org.apache.spark.deploy.SparkSubmit",
                    "--master", "local[2]", "--properties-file", str(self.defaults),
                    "--name", self.config.spark.smoke_job.name, "--class", "SmokeJob", str(self.job_jar), *args]
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.dir, env=env)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=self.dir,
+                              env=self._env(key))
 
     def start_history_server(self, timeout: float = 120) -> str:
         hs = self.config.history_server
         self.history_port = free_ports(1)[0]
-        opts = history_server.history_opts(hs, spark.event_log_dir(hs.event_log_dir), None)
-        command = [*self._java(hs.effective_heap_mib), *localize_history_opts(opts, self.events, self.history_port),
+        on_s3 = hs.event_log_dir is not None
+        opts = history_server.history_opts(hs, self.event_log_dir, self.endpoint if on_s3 else None)
+        # On s3a the container adds the downloaded jars through SPARK_DAEMON_CLASSPATH.
+        classpath = f":{self._s3a_jars()}/*" if on_s3 else ""
+        command = [*self._java(hs.effective_heap_mib, classpath),
+                   *localize_history_opts(opts, self.events, self.history_port),
                    "org.apache.spark.deploy.history.HistoryServer"]
-        self.history = Process("spark-history-server", command, self.dir / "history-server.log")
+        self.history = Process("spark-history-server", command, self.dir / "history-server.log", env=self._env())
         wait_for(lambda: http_json("GET", f"{self.history_url}/api/v1/version") is not None, timeout,
                  "Spark History Server", self.history.log)
         return self.history_url

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components.batch.config import BatchConfig, HistoryServerConfig
 from components.cloud import object_store
 from tests.services.batch import ObjectStore, SparkLocal, port_in_use
 from tests.services.services import HOST, http_json, wait_for
@@ -94,6 +95,25 @@ def test_the_history_server_serves_the_jobs_event_logs(batch, pi_run, lake_run):
     logs = len(list(batch.events.iterdir()))
     wait_for(lambda: len(completed()) == logs, 60, "every run in the History Server", batch.history.log)
     assert {a["name"] for a in completed()} == {batch.config.spark.smoke_job.name}
+
+
+def test_event_logs_on_s3a_need_the_prefix_the_init_container_creates(tmp_path, store):
+    log_dir = f"s3a://{store.config.lake_bucket}/spark-events"
+    local = SparkLocal(tmp_path, store, BatchConfig(history_server=HistoryServerConfig(event_log_dir=log_dir)))
+    try:
+        # Nothing creates a directory on S3: without the init container a job refuses to start.
+        refused = local.submit(SLICES)
+        assert refused.returncode != 0 and f"No such file or directory: {log_dir}" in refused.stderr
+        created = local.create_event_log_dir()
+        assert created.returncode == 0, created.stderr[-3000:]
+        assert local.create_event_log_dir().returncode == 0  # idempotent: every pod start runs it
+        ran = local.submit(SLICES)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        url = local.start_history_server()
+        wait_for(lambda: [a["attempts"][0]["completed"] for a in http_json("GET", f"{url}/api/v1/applications")]
+                 == [True], 90, "the run in the History Server", local.history.log)
+    finally:
+        local.stop()
 
 
 def test_the_store_stops_cleanly_within_its_grace_period(store):
