@@ -128,32 +128,29 @@ fingerprint() {
   } | sha256sum | cut -d' ' -f1
 }
 
-# run_build NAME DIR FUNC: run FUNC (cwd DIR) logging to DIR/build.log, time it and
-# mark DIR complete. On failure name the part and show the log tail.
+# run_build NAME DIR FUNC OUTPUT_DIR TOOL: run FUNC (cwd DIR; TOOL must be on PATH) logging to
+# DIR/build.log, time it and mark DIR complete. On failure name the part and show the log tail.
 run_build() {
-  local name="$1" dir="$2" fn="$3"
-  if [[ "$fn" == build_seaweedfs ]]; then
-    command -v go >/dev/null 2>&1 || die "'go' is not on PATH but is needed to build $name from the Go module proxy."
-  else
-    command -v mvn >/dev/null 2>&1 || die "'mvn' is not on PATH but is needed to resolve $name (apt-get install maven)."
-  fi
+  local name="$1" dir="$2" fn="$3" tool="$5"
+  command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not on PATH but is needed to build $name (see 'Needs:' in $0)."
   log "resolving $name -> $dir (log: $dir/build.log)"
   timed_build "$dir" "$dir" "$fn" "resolving $name"
   fingerprint "$fn" >"$dir/.complete"
   log "resolved $name in $(cat "$dir/.build-seconds")s ($(du -sh "$4" | cut -f1) in $4)"
 }
 
-# ensure NAME DIR FUNC OUTPUT_DIR FILES...: FILES (relative to OUTPUT_DIR) must exist.
+# ensure NAME DIR FUNC TOOL OUTPUT_DIR FILES...: FILES (relative to OUTPUT_DIR) must exist;
+# TOOL (mvn, go) is what FUNC builds with.
 BUILT=0
 ensure() {
-  local name="$1" dir="$2" fn="$3" out="$4" f ok=1; shift 4
+  local name="$1" dir="$2" fn="$3" tool="$4" out="$5" f ok=1; shift 5
   [[ -f "$dir/.complete" && "$(cat "$dir/.complete")" == "$(fingerprint "$fn")" ]] || ok=0
   for f in "$@"; do [[ -f "$out/$f" ]] || ok=0; done
   if [[ $ok -eq 1 ]]; then
     log "$name: cached in $out (resolved in $(cat "$dir/.build-seconds" 2>/dev/null || echo '?')s)"
     return 0
   fi
-  run_build "$name" "$dir" "$fn" "$out"
+  run_build "$name" "$dir" "$fn" "$out" "$tool"
   for f in "$@"; do [[ -f "$out/$f" ]] || die "resolving $name: $out/$f was not produced (see $dir/build.log)"; done
   BUILT=1
 }
@@ -445,10 +442,10 @@ EOF
 
 # ---- main -------------------------------------------------------------------------------------------
 log "cache: $CACHE"
-ensure "kafka $KAFKA_VERSION" "$KAFKA_DIR" build_kafka "$KAFKA_LIBS" \
+ensure "kafka $KAFKA_VERSION" "$KAFKA_DIR" build_kafka mvn "$KAFKA_LIBS" \
   "kafka_$KAFKA_SCALA_VERSION-$KAFKA_VERSION.jar" "kafka-clients-$KAFKA_VERSION.jar" \
   "kafka-tools-$KAFKA_VERSION.jar" "connect-runtime-$KAFKA_VERSION.jar"
-ensure "debezium-connector-postgres $DEBEZIUM_VERSION" "$DEBEZIUM_DIR" build_debezium "$DEBEZIUM_PLUGIN" \
+ensure "debezium-connector-postgres $DEBEZIUM_VERSION" "$DEBEZIUM_DIR" build_debezium mvn "$DEBEZIUM_PLUGIN" \
   "debezium-connector-postgres-$DEBEZIUM_VERSION.jar"
 [[ "$(cat "$DEBEZIUM_DIR/plugin-version" 2>/dev/null)" == "$DEBEZIUM_VERSION" ]] \
   || die "$DEBEZIUM_PLUGIN does not hold Debezium $DEBEZIUM_VERSION; remove $DEBEZIUM_DIR and re-run"
@@ -457,10 +454,10 @@ for f in "$DEBEZIUM_PLUGIN"/debezium-connector-postgres-*.jar; do
   [[ "$f" == */debezium-connector-postgres-$DEBEZIUM_VERSION.jar ]] \
     || die "stray $f in the plugin directory; remove $DEBEZIUM_DIR and re-run"
 done
-ensure "spark $SPARK_VERSION" "$SPARK_DIR" build_spark "$SPARK_JARS" \
+ensure "spark $SPARK_VERSION" "$SPARK_DIR" build_spark mvn "$SPARK_JARS" \
   "spark-core_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar" "spark-sql_$SPARK_SCALA_VERSION-$SPARK_VERSION.jar"
 mkdir -p "$SPARK_IVY"
-ensure "seaweedfs $SEAWEEDFS_VERSION" "$SEAWEEDFS_DIR" build_seaweedfs "$SEAWEEDFS_DIR" weed
+ensure "seaweedfs $SEAWEEDFS_VERSION" "$SEAWEEDFS_DIR" build_seaweedfs go "$SEAWEEDFS_DIR" weed
 write_log4j
 write_wrappers
 ln -sfn "$SEAWEEDFS_DIR/weed" "$BIN_DIR/weed"

@@ -5,8 +5,8 @@ by default, or an s3a:// location)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 from typing import Any, Optional
+from xml.sax.saxutils import escape
 
 import pulumi
 
@@ -19,6 +19,7 @@ APP = "spark-history-server"
 PORT = 18080
 CLAIM = "spark-history"
 JARS_DIR = "/opt/datapipe/jars"
+SPARK_JARS_DIR = "/opt/spark/jars"  # the apache/spark image's own jars
 HADOOP_CONF_DIR = "/opt/datapipe/hadoop-conf"
 HADOOP_CONF_MAP = "spark-history-hadoop-conf"
 # Hadoop's FsShell creating the event-log prefix: a short JVM with the AWS SDK bundle loaded.
@@ -43,11 +44,11 @@ def core_site_xml(settings: dict[str, str]) -> str:
     return f'<?xml version="1.0"?>\n<configuration>\n{properties}</configuration>\n'
 
 
-def mkdir_command(log_dir: str, spark_jars: str = "/opt/spark/jars") -> list[str]:
+def mkdir_command(log_dir: str) -> list[str]:
     """Create the s3a event-log prefix. Spark jobs and the History Server both refuse a log
     directory that does not exist, and on S3 nothing creates one: `FsShell -mkdir -p` writes
     s3a's directory marker, and does nothing if it is there."""
-    classpath = f"{spark_jars}/*:{JARS_DIR}/*:{HADOOP_CONF_DIR}"
+    classpath = f"{SPARK_JARS_DIR}/*:{JARS_DIR}/*:{HADOOP_CONF_DIR}"
     return ["java", f"-Xmx{MKDIR_HEAP_MIB}m", "-cp", classpath, "org.apache.hadoop.fs.FsShell", "-mkdir", "-p", log_dir]
 
 

@@ -53,6 +53,12 @@ def require_spark() -> tuple[str, str]:
     return jars, ivy
 
 
+def ivy_jar(coordinate: str) -> str:
+    """The file name Spark's Ivy resolution gives a group:artifact:version in <spark.jars.ivy>/jars."""
+    group, artifact, version = coordinate.split(":")
+    return f"{group}_{artifact}-{version}.jar"
+
+
 def aws_shaped_key() -> tuple[str, str]:
     """Like the program's generated keys: a 20 character id, a 40 character secret."""
     upper = string.ascii_uppercase + string.digits
@@ -90,12 +96,17 @@ class ObjectStore:
     def url(self) -> str:
         return f"http://{HOST}:{object_store.S3_PORT}"
 
+    def container_env(self) -> dict[str, str]:
+        """The store container's env (GOMEMLIMIT), as the builders set it."""
+        deployment = next(m for m in object_store.manifests(self.config, "ns", "batch") if m["kind"] == "Deployment")
+        return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
     def start(self, timeout: float = 180) -> "ObjectStore":
         busy = [p for port in SEAWEEDFS_PORTS for p in (port, port + 10000) if port_in_use(p)]
         if busy:
             raise RuntimeError(f"SeaweedFS needs ports {sorted(busy)}, which are in use on {HOST}")
         self.process = Process("object-store", ["sh", "-c", self.script], self.dir / "server.log",
-                               env={**os.environ, "GOMEMLIMIT": f"{self.config.memory_mib * 8 // 10}MiB"})
+                               env={**os.environ, **self.container_env()})
         wait_for(self.ready.exists, timeout, "the object store's buckets", self.process.log)
         return self
 
@@ -177,8 +188,7 @@ class SparkLocal:
         jars = self.dir / "s3a-jars"
         jars.mkdir(exist_ok=True)
         for coordinate in history_server.s3a_jars(self.config.spark.packages):
-            group, artifact, version = coordinate.split(":")
-            name = f"{group}_{artifact}-{version}.jar"
+            name = ivy_jar(coordinate)
             if not (jars / name).exists():
                 (jars / name).symlink_to(Path(self.conf["spark.jars.ivy"]) / "jars" / name)
         return jars
@@ -194,9 +204,10 @@ class SparkLocal:
         conf_dir.mkdir(exist_ok=True)
         (conf_dir / "core-site.xml").write_text(
             history_server.core_site_xml(spark.s3a_settings(self.endpoint, prefix="")))
-        command = history_server.mkdir_command(self.event_log_dir, spark_jars=self.jars)
+        command = history_server.mkdir_command(self.event_log_dir)
         classpath = command[3]
-        for container_dir, local in ((history_server.JARS_DIR, self._s3a_jars()), (history_server.HADOOP_CONF_DIR, conf_dir)):
+        for container_dir, local in ((history_server.SPARK_JARS_DIR, self.jars), (history_server.JARS_DIR, self._s3a_jars()),
+                                     (history_server.HADOOP_CONF_DIR, conf_dir)):
             assert container_dir in classpath, classpath
             classpath = classpath.replace(container_dir, str(local))
         command[3] = classpath
