@@ -7,7 +7,7 @@ A layer is identified by its Kubernetes namespace. Each policy receives its own 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,22 @@ def strings_setting(config: Mapping[str, Any] | None, key: str, default: list[st
     return value
 
 
+# Schemas of the settings above, one per kind, so every rule describes a share, a flag or a
+# list of names the same way its reader checks it.
+
+
+def share_schema(default: float, description: str) -> dict[str, Any]:
+    return {"type": "number", "minimum": 0, "maximum": 1, "default": default, "description": description}
+
+
+def flag_schema(description: str) -> dict[str, Any]:
+    return {"type": "boolean", "default": False, "description": description}
+
+
+def strings_schema(default: list[str], description: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}, "default": default, "description": description}
+
+
 @dataclass
 class ResourceView:
     """One resource with plain props, keeping the original for its dependencies/provider."""
@@ -207,14 +223,3 @@ def _dependency_namespace_names(source: Any) -> Iterable[str]:
 
 def layer_by_namespace(layers: Iterable[Layer]) -> dict[str, Layer]:
     return {layer.namespace: layer for layer in layers}
-
-
-Reporter = Callable[[str, "str | None"], None]
-
-
-def report_config_errors(policy_name: str, run: Callable[[], None], report: Reporter) -> None:
-    """A broken limit in the config must stop the preview with a readable message."""
-    try:
-        run()
-    except ConfigError as exc:
-        report(f"invalid configuration for policy '{policy_name}': {exc}", None)

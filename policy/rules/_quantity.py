@@ -113,8 +113,11 @@ def parse_jvm_size(value: Any, default_unit: str = "b") -> int:
     return int(Decimal(match["num"]) * _JVM_UNITS[unit])
 
 
-def format_mib(n_bytes: int) -> str:
-    """Budgets are written in Mi/Gi, so Mi keeps every row comparable with the total."""
+def format_bytes_as_mib(n_bytes: int) -> str:
+    """Budgets are written in Mi/Gi, so Mi keeps every row comparable with the total.
+
+    Takes bytes, unlike the program's `components.quantities.format_mib`, which takes MiB;
+    the long name keeps the two from being mixed up."""
     if n_bytes % MI == 0:
         return f"{n_bytes // MI}Mi"
     return f"{n_bytes / MI:.1f}Mi"
@@ -124,4 +127,4 @@ def format_bytes(n_bytes: int) -> str:
     """Gi when exact (storage sizes), Mi otherwise."""
     if n_bytes and n_bytes % GI == 0:
         return f"{n_bytes // GI}Gi"
-    return format_mib(n_bytes)
+    return format_bytes_as_mib(n_bytes)

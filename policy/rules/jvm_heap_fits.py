@@ -11,17 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-
-from ._layers import float_setting, report_config_errors, view
+from ._layers import ResourceView, float_setting, share_schema
 from ._props import get, get_list, reveal
-from ._quantity import QuantityError, format_mib, parse_jvm_size
+from ._quantity import QuantityError, format_bytes_as_mib, parse_jvm_size
+from ._rule import Config, rule
 from ._workloads import containers_of, memory_limit, workload_kind
 
 DEFAULT_MAX_HEAP_SHARE = 0.8
@@ -90,40 +83,26 @@ def oversized_heaps(resource_type: str, props: dict[str, Any], max_share: float)
         heap = max(heaps, key=lambda h: h.bytes)
         if heap.bytes > ceiling:
             problems.append(
-                f"container '{ref.name}': heap {heap.flag} ({format_mib(heap.bytes)}, from "
-                f"{heap.source}) is {heap.bytes / limit:.0%} of its {format_mib(limit)} memory "
-                f"limit; keep it at or below {max_share:.0%} ({format_mib(int(ceiling))})"
+                f"container '{ref.name}': heap {heap.flag} ({format_bytes_as_mib(heap.bytes)}, from "
+                f"{heap.source}) is {heap.bytes / limit:.0%} of its {format_bytes_as_mib(limit)} memory "
+                f"limit; keep it at or below {max_share:.0%} ({format_bytes_as_mib(int(ceiling))})"
             )
     return problems
 
 
-def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        share = float_setting(config, "maxHeapShare", DEFAULT_MAX_HEAP_SHARE)
-        res = view(args)
-        for problem in oversized_heaps(res.resource_type, res.props, share):
-            report_violation(problem, None)
-
-    report_config_errors("jvm-heap-fits", run, report_violation)
+def check(res: ResourceView, config: Config) -> list[str]:
+    share = float_setting(config, "maxHeapShare", DEFAULT_MAX_HEAP_SHARE)
+    return oversized_heaps(res.resource_type, res.props, share)
 
 
-jvm_heap_fits = ResourceValidationPolicy(
-    name="jvm-heap-fits",
-    description="A JVM heap set through -Xmx (env *_OPTS, JAVA_TOOL_OPTIONS, command, args) stays "
+jvm_heap_fits = rule(
+    "jvm-heap-fits",
+    "A JVM heap set through -Xmx (env *_OPTS, JAVA_TOOL_OPTIONS, command, args) stays "
     "below maxHeapShare of the container's memory limit.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "maxHeapShare": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "default": DEFAULT_MAX_HEAP_SHARE,
-                "description": "Largest allowed heap as a share of the container memory limit.",
-            }
-        }
-    ),
+    check,
+    config={
+        "maxHeapShare": share_schema(
+            DEFAULT_MAX_HEAP_SHARE, "Largest allowed heap as a share of the container memory limit."
+        )
+    },
 )

@@ -8,17 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-
-from ._layers import bool_setting, report_config_errors, view
+from ._layers import ResourceView, bool_setting, flag_schema
 from ._props import get
-from ._quantity import format_mib
+from ._quantity import format_bytes_as_mib
+from ._rule import Config, rule
 from ._workloads import containers_of, quantity
 
 
@@ -41,39 +34,27 @@ def unbounded_containers(resource_type: str, props: dict[str, Any], request_equa
         request, request_problem = _memory(ref.container, "requests")
         found = [p for p in (request_problem, limit_problem) if p]
         if isinstance(limit, int) and isinstance(request, int) and request > limit:
-            found.append(f"memory request {format_mib(request)} exceeds limit {format_mib(limit)}")
+            found.append(
+                f"memory request {format_bytes_as_mib(request)} exceeds limit {format_bytes_as_mib(limit)}"
+            )
         elif request_equals_limit and isinstance(limit, int) and isinstance(request, int) and request != limit:
             # Guaranteed QoS: a pod that can't burst past its request is never the first evicted.
-            found.append(f"memory request {format_mib(request)} differs from limit {format_mib(limit)}")
+            found.append(
+                f"memory request {format_bytes_as_mib(request)} differs from limit {format_bytes_as_mib(limit)}"
+            )
         if found:
             problems.append(f"container '{ref.name}' ({ref.path}): " + "; ".join(found))
     return problems
 
 
-def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        equal = bool_setting(config, "requestEqualsLimit", False)
-        res = view(args)
-        for problem in unbounded_containers(res.resource_type, res.props, equal):
-            report_violation(problem, None)
-
-    report_config_errors("memory-bounded", run, report_violation)
+def check(res: ResourceView, config: Config) -> list[str]:
+    equal = bool_setting(config, "requestEqualsLimit", False)
+    return unbounded_containers(res.resource_type, res.props, equal)
 
 
-memory_bounded = ResourceValidationPolicy(
-    name="memory-bounded",
-    description="Every container and init container has a memory request and limit, request <= limit.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "requestEqualsLimit": {
-                "type": "boolean",
-                "default": False,
-                "description": "Also require request == limit (Guaranteed QoS for memory).",
-            }
-        }
-    ),
+memory_bounded = rule(
+    "memory-bounded",
+    "Every container and init container has a memory request and limit, request <= limit.",
+    check,
+    config={"requestEqualsLimit": flag_schema("Also require request == limit (Guaranteed QoS for memory).")},
 )

@@ -13,13 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import EnforcementLevel
 
 from ._layers import (
     LAYERS_SCHEMA,
@@ -31,11 +25,12 @@ from ._layers import (
     layer_by_namespace,
     layers_from_config,
     namespace_of,
-    report_config_errors,
+    share_schema,
     view,
 )
 from ._props import UNKNOWN
-from ._quantity import format_bytes, format_mib
+from ._quantity import format_bytes, format_bytes_as_mib
+from ._rule import Config, rule
 from ._spark import spark_pods
 from ._table import render_table
 from ._workloads import pod_memory, pod_template, spark_kind, spark_spec, workload_kind
@@ -146,21 +141,24 @@ def render_report(report: LayerMemoryReport, top: int = DEFAULT_TOP_CONSUMERS) -
     layer = report.layer
     budget = report.budget or 0
     if report.over_budget:
-        verdict = f"over budget by {format_mib(report.total - budget)}"
+        verdict = f"over budget by {format_bytes_as_mib(report.total - budget)}"
     else:
         # Rounded down: 6142Mi of 6144Mi must not read as a full 100%.
         verdict = f"{math.floor(report.total / budget * 1000) / 10:.1f}% of budget" if budget else "no budget"
     lines = [
         f"Layer '{layer.name}' (namespace {layer.namespace}): memory limits total "
-        f"{format_mib(report.total)} against a budget of {format_bytes(budget)} — {verdict}."
+        f"{format_bytes_as_mib(report.total)} against a budget of {format_bytes(budget)} — {verdict}."
     ]
     shown = report.consumers[:top] if top > 0 else report.consumers
-    rows = [[c.name, c.kind, str(c.replicas), format_mib(c.memory_each), format_mib(c.total)] for c in shown]
+    rows = [
+        [c.name, c.kind, str(c.replicas), format_bytes_as_mib(c.memory_each), format_bytes_as_mib(c.total)]
+        for c in shown
+    ]
     rest = report.consumers[len(shown) :]
     if rest:
-        rows.append([f"({len(rest)} more)", "", "", "", format_mib(sum(c.total for c in rest))])
-    rows.append(["layer total", "", "", "", format_mib(report.total)])
-    rows.append(["budget", "", "", "", format_mib(budget)])
+        rows.append([f"({len(rest)} more)", "", "", "", format_bytes_as_mib(sum(c.total for c in rest))])
+    rows.append(["layer total", "", "", "", format_bytes_as_mib(report.total)])
+    rows.append(["budget", "", "", "", format_bytes_as_mib(budget)])
     lines.append(
         render_table(
             ["NAME", "KIND", "REPLICAS", "MEMORY EACH", "TOTAL"],
@@ -187,62 +185,41 @@ SHARED_SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
-def validate_memory_budget(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        top = int_setting(config, "topConsumers", DEFAULT_TOP_CONSUMERS)
-        for report in layer_memory_report(args.resources, config).values():
-            if report.over_budget:
-                report_violation(render_report(report, top), None)
-
-    report_config_errors("memory-budget", run, report_violation)
+def check_memory_budget(resources: Iterable[Any], config: Config) -> list[str]:
+    top = int_setting(config, "topConsumers", DEFAULT_TOP_CONSUMERS)
+    reports = layer_memory_report(resources, config).values()
+    return [render_report(report, top) for report in reports if report.over_budget]
 
 
-def validate_headroom(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        top = int_setting(config, "topConsumers", DEFAULT_TOP_CONSUMERS)
-        share = float_setting(config, "headroomShare", DEFAULT_HEADROOM_SHARE)
-        for report in layer_memory_report(args.resources, config).values():
-            budget = report.budget
-            # Over budget is memory-budget's (mandatory) finding; this one only warns early.
-            if budget and share * budget < report.total <= budget:
-                report_violation(
-                    f"Less than {1 - share:.0%} headroom left.\n" + render_report(report, top), None
-                )
-
-    report_config_errors("memory-budget-headroom", run, report_violation)
+def check_headroom(resources: Iterable[Any], config: Config) -> list[str]:
+    top = int_setting(config, "topConsumers", DEFAULT_TOP_CONSUMERS)
+    share = float_setting(config, "headroomShare", DEFAULT_HEADROOM_SHARE)
+    return [
+        f"Less than {1 - share:.0%} headroom left.\n" + render_report(report, top)
+        for report in layer_memory_report(resources, config).values()
+        # Over budget is memory-budget's (mandatory) finding; this one only warns early.
+        if report.budget and share * report.budget < report.total <= report.budget
+    ]
 
 
-memory_budget = StackValidationPolicy(
-    name="memory-budget",
-    description=(
-        "The memory limits of everything a layer runs (replicas, DaemonSet pods per node, Job "
-        "parallelism, init containers and sidecars, Spark drivers and executors with overhead) "
-        "fit the layer's memory budget."
-    ),
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate_memory_budget,
-    config_schema=PolicyConfigSchema(properties=SHARED_SCHEMA),
+memory_budget = rule(
+    "memory-budget",
+    "The memory limits of everything a layer runs (replicas, DaemonSet pods per node, Job "
+    "parallelism, init containers and sidecars, Spark drivers and executors with overhead) "
+    "fit the layer's memory budget.",
+    check_memory_budget,
+    stack=True,
+    config=SHARED_SCHEMA,
 )
 
-memory_budget_headroom = StackValidationPolicy(
-    name="memory-budget-headroom",
-    description="Warns when a layer's memory limits use more than headroomShare of its budget.",
-    enforcement_level=EnforcementLevel.ADVISORY,
-    validate=validate_headroom,
-    config_schema=PolicyConfigSchema(
-        properties={
-            **SHARED_SCHEMA,
-            "headroomShare": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "default": DEFAULT_HEADROOM_SHARE,
-                "description": "Share of the budget above which to warn.",
-            },
-        }
-    ),
+memory_budget_headroom = rule(
+    "memory-budget-headroom",
+    "Warns when a layer's memory limits use more than headroomShare of its budget.",
+    check_headroom,
+    stack=True,
+    level=EnforcementLevel.ADVISORY,
+    config={
+        **SHARED_SCHEMA,
+        "headroomShare": share_schema(DEFAULT_HEADROOM_SHARE, "Share of the budget above which to warn."),
+    },
 )

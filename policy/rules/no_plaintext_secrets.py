@@ -15,16 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-
-from ._layers import report_config_errors, strings_setting, view
+from ._layers import ResourceView, strings_schema, strings_setting
 from ._props import Secret, get, get_dict, get_list, is_unknown
+from ._rule import Config, rule
 from ._workloads import containers_of, spark_kind, spark_spec
 
 CONFIG_MAP_TYPE = "kubernetes:core/v1:ConfigMap"
@@ -221,43 +214,28 @@ def plaintext_secret_findings(
     return findings
 
 
-def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        names = CredentialNames(
-            extra_words=tuple(strings_setting(config, "extraCredentialWords", [])),
-            allowed=frozenset(strings_setting(config, "allowedNames", [])),
-        )
-        res = view(args)
-        opts = getattr(args, "opts", None)
-        secret_outputs = [str(o) for o in (getattr(opts, "additional_secret_outputs", None) or [])]
-        for finding in plaintext_secret_findings(res.resource_type, res.props, secret_outputs, names):
-            report_violation(finding, None)
-
-    report_config_errors("no-plaintext-secrets", run, report_violation)
+def check(res: ResourceView, config: Config) -> list[str]:
+    names = CredentialNames(
+        extra_words=tuple(strings_setting(config, "extraCredentialWords", [])),
+        allowed=frozenset(strings_setting(config, "allowedNames", [])),
+    )
+    # additionalSecretOutputs is a resource option, not a prop: read it from the SDK's args.
+    opts = getattr(res.source, "opts", None)
+    secret_outputs = [str(o) for o in (getattr(opts, "additional_secret_outputs", None) or [])]
+    return plaintext_secret_findings(res.resource_type, res.props, secret_outputs, names)
 
 
-no_plaintext_secrets = ResourceValidationPolicy(
-    name="no-plaintext-secrets",
-    description="Credentials come from Secrets or config-provider references, never as literal "
+no_plaintext_secrets = rule(
+    "no-plaintext-secrets",
+    "Credentials come from Secrets or config-provider references, never as literal "
     "env values, ConfigMap entries or connector configs.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "extraCredentialWords": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-                "description": "More name fragments that mark a credential (e.g. PIN, PASSPHRASE).",
-            },
-            "allowedNames": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [],
-                "description": "Env/ConfigMap/config key names that are not credentials despite their name.",
-            },
-        }
-    ),
+    check,
+    config={
+        "extraCredentialWords": strings_schema(
+            [], "More name fragments that mark a credential (e.g. PIN, PASSPHRASE)."
+        ),
+        "allowedNames": strings_schema(
+            [], "Env/ConfigMap/config key names that are not credentials despite their name."
+        ),
+    },
 )

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-
-from ._layers import bool_setting, report_config_errors, view
+from ._layers import ResourceView, bool_setting, flag_schema
 from ._props import get, reveal
+from ._rule import Config, rule
 from ._workloads import containers_of, spark_kind, spark_spec
 
 
@@ -61,31 +54,15 @@ def unpinned_images(resource_type: str, props: dict[str, Any], require_digest: b
     return problems
 
 
-def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        require_digest = bool_setting(config, "requireDigest", False)
-        res = view(args)
-        for problem in unpinned_images(res.resource_type, res.props, require_digest):
-            report_violation(problem, None)
-
-    report_config_errors("pinned-images", run, report_violation)
+def check(res: ResourceView, config: Config) -> list[str]:
+    require_digest = bool_setting(config, "requireDigest", False)
+    return unpinned_images(res.resource_type, res.props, require_digest)
 
 
-pinned_images = ResourceValidationPolicy(
-    name="pinned-images",
-    description="Container, init container and SparkApplication images are pinned to a tag other "
+pinned_images = rule(
+    "pinned-images",
+    "Container, init container and SparkApplication images are pinned to a tag other "
     "than latest, or to a digest.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "requireDigest": {
-                "type": "boolean",
-                "default": False,
-                "description": "Accept only digests (@sha256:...), not tags.",
-            }
-        }
-    ),
+    check,
+    config={"requireDigest": flag_schema("Accept only digests (@sha256:...), not tags.")},
 )

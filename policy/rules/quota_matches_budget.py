@@ -11,17 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-
-from ._layers import LAYERS_SCHEMA, layers_from_config, namespace_of, report_config_errors, view
+from ._layers import LAYERS_SCHEMA, layers_from_config, namespace_of, view
 from ._props import UNKNOWN, get, get_dict, is_unknown
-from ._quantity import format_mib
+from ._quantity import format_bytes_as_mib
+from ._rule import rule
 from ._workloads import quantity, spark_kind, workload_kind
 
 QUOTA_TYPE = "kubernetes:core/v1:ResourceQuota"
@@ -68,7 +61,7 @@ def quota_findings(resources: Iterable[Any], config: Mapping[str, Any] | None = 
                         layer.name,
                         f"Layer '{layer.name}': namespace {layer.namespace} runs workloads but has no "
                         f"ResourceQuota capping memory; add one with limits.memory <= "
-                        f"{format_mib(layer.memory_budget or 0)}.",
+                        f"{format_bytes_as_mib(layer.memory_budget or 0)}.",
                     )
                 )
             continue
@@ -108,8 +101,8 @@ def _check_layer_quotas(
                 findings.append(
                     QuotaFinding(
                         layer,
-                        f"ResourceQuota {name} in {namespace} allows {key}={format_mib(value)}, more "
-                        f"than layer '{layer}' budget of {format_mib(budget)}.",
+                        f"ResourceQuota {name} in {namespace} allows {key}={format_bytes_as_mib(value)}, more "
+                        f"than layer '{layer}' budget of {format_bytes_as_mib(budget)}.",
                         urn,
                     )
                 )
@@ -118,25 +111,17 @@ def _check_layer_quotas(
             QuotaFinding(
                 layer,
                 f"Layer '{layer}': no unscoped ResourceQuota in {namespace} sets limits.memory or "
-                f"requests.memory; add limits.memory <= {format_mib(budget)}.",
+                f"requests.memory; add limits.memory <= {format_bytes_as_mib(budget)}.",
             )
         )
     return findings
 
 
-def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    def run() -> None:
-        for finding in quota_findings(args.resources, args.get_config()):
-            report_violation(finding.message, finding.urn)
-
-    report_config_errors("quota-matches-budget", run, report_violation)
-
-
-quota_matches_budget = StackValidationPolicy(
-    name="quota-matches-budget",
-    description="Each layer namespace with workloads has a ResourceQuota whose limits.memory "
+quota_matches_budget = rule(
+    "quota-matches-budget",
+    "Each layer namespace with workloads has a ResourceQuota whose limits.memory "
     "(or requests.memory) is no larger than the layer's memory budget.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(properties={"layers": LAYERS_SCHEMA}),
+    quota_findings,
+    stack=True,
+    config={"layers": LAYERS_SCHEMA},
 )

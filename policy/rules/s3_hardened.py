@@ -14,16 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-
-from ._layers import ResourceView, report_config_errors, strings_setting, view
+from ._layers import ResourceView, strings_schema, strings_setting, view
 from ._props import get, get_list, is_unknown
+from ._rule import Config, rule
 
 BUCKET_TYPES = {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
 PUBLIC_ACCESS_BLOCK = "public access block"
@@ -141,31 +134,15 @@ def bucket_findings(resources: Iterable[Any], sse_algorithms: list[str] | None =
     return findings
 
 
-def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    config = args.get_config()
-
-    def run() -> None:
-        algorithms = strings_setting(config, "sseAlgorithms", DEFAULT_SSE_ALGORITHMS)
-        for finding in bucket_findings(args.resources, algorithms):
-            report_violation(finding.message, finding.urn)
-
-    report_config_errors("s3-hardened", run, report_violation)
+def check(resources: Iterable[Any], config: Config) -> list[BucketFinding]:
+    return bucket_findings(resources, strings_setting(config, "sseAlgorithms", DEFAULT_SSE_ALGORITHMS))
 
 
-s3_hardened = StackValidationPolicy(
-    name="s3-hardened",
-    description="Every S3 bucket has a BucketPublicAccessBlock with all four flags on, a "
+s3_hardened = rule(
+    "s3-hardened",
+    "Every S3 bucket has a BucketPublicAccessBlock with all four flags on, a "
     "BucketServerSideEncryptionConfiguration and a BucketLifecycleConfiguration.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "sseAlgorithms": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": DEFAULT_SSE_ALGORITHMS,
-                "description": "Accepted default encryption algorithms.",
-            }
-        }
-    ),
+    check,
+    stack=True,
+    config={"sseAlgorithms": strings_schema(DEFAULT_SSE_ALGORITHMS, "Accepted default encryption algorithms.")},
 )

@@ -11,25 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-
-from ._layers import (
-    LAYERS_SCHEMA,
-    Layer,
-    layer_by_namespace,
-    layers_from_config,
-    namespace_of,
-    report_config_errors,
-    view,
-)
+from ._layers import LAYERS_SCHEMA, Layer, layer_by_namespace, layers_from_config, namespace_of, view
 from ._props import UNKNOWN, as_int, get, get_list
 from ._quantity import format_bytes
+from ._rule import Config, rule
 from ._table import render_table
 from ._workloads import quantity, workload_kind
 
@@ -134,20 +119,16 @@ def render_storage(report: LayerStorageReport) -> str:
     return "\n".join(lines)
 
 
-def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    def run() -> None:
-        for report in layer_storage_report(args.resources, args.get_config()).values():
-            if report.over_budget:
-                report_violation(render_storage(report), None)
-
-    report_config_errors("storage-budget", run, report_violation)
+def check(resources: Iterable[Any], config: Config) -> list[str]:
+    reports = layer_storage_report(resources, config).values()
+    return [render_storage(report) for report in reports if report.over_budget]
 
 
-storage_budget = StackValidationPolicy(
-    name="storage-budget",
-    description="PersistentVolumeClaims and StatefulSet volumeClaimTemplates x replicas of a layer "
+storage_budget = rule(
+    "storage-budget",
+    "PersistentVolumeClaims and StatefulSet volumeClaimTemplates x replicas of a layer "
     "fit its storage allocation.",
-    enforcement_level=EnforcementLevel.MANDATORY,
-    validate=validate,
-    config_schema=PolicyConfigSchema(properties={"layers": LAYERS_SCHEMA}),
+    check,
+    stack=True,
+    config={"layers": LAYERS_SCHEMA},
 )

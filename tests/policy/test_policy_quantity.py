@@ -2,7 +2,16 @@
 
 import pytest
 
-from rules._quantity import GI, KI, MI, QuantityError, format_bytes, format_mib, parse_jvm_size, parse_k8s_quantity
+from rules._quantity import (
+    GI,
+    KI,
+    MI,
+    QuantityError,
+    format_bytes,
+    format_bytes_as_mib,
+    parse_jvm_size,
+    parse_k8s_quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,8 +76,8 @@ def test_jvm_size_rejects(text):
 
 
 def test_formatting():
-    assert format_mib(6142 * MI) == "6142Mi"
-    assert format_mib(MI + MI // 2) == "1.5Mi"
+    assert format_bytes_as_mib(6142 * MI) == "6142Mi"
+    assert format_bytes_as_mib(MI + MI // 2) == "1.5Mi"
     assert format_bytes(15 * GI) == "15Gi"
     assert format_bytes(1536 * MI) == "1536Mi"
     assert format_bytes(0) == "0Mi"
