@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.batch import memory as batch_memory
@@ -20,7 +20,6 @@ from components.batch.config import BatchConfig
 from components.cloud.config import CloudConfig
 from components.config_types import ClusterTarget, Strict
 from components.ingestion.config import IngestionConfig
-from components.quantities import format_mib
 
 NAMESPACE = "datapipe"
 
@@ -30,15 +29,20 @@ class ConfigError(Exception):
 
 
 class ClustersConfig(Strict):
-    ingestion: ClusterTarget = ClusterTarget(kube_context="kind-data-ingestion")
-    batch: ClusterTarget = ClusterTarget(kube_context="kind-batch-analytics")
+    ingestion: ClusterTarget = Field(ClusterTarget(kube_context="kind-data-ingestion"),
+                                     description="Where the ingestion layer goes (kind/ingestion-cluster.yaml)")
+    batch: ClusterTarget = Field(ClusterTarget(kube_context="kind-batch-analytics"),
+                                 description="Where the batch layer goes (kind/batch-cluster.yaml)")
 
 
 class StackConfig(Strict):
-    clusters: ClustersConfig = ClustersConfig()
-    ingestion: IngestionConfig = IngestionConfig()
-    batch: BatchConfig = BatchConfig()
-    cloud: CloudConfig = CloudConfig()
+    clusters: ClustersConfig = Field(ClustersConfig(), description="The Kubernetes cluster of each layer")
+    ingestion: IngestionConfig = Field(IngestionConfig(), description="The ingestion layer: PostgreSQL, Kafka, "
+                                                                      "Schema Registry, Kafka Connect")
+    batch: BatchConfig = Field(BatchConfig(), description="The batch layer: the Spark operator, Spark, the History "
+                                                          "Server, dbt")
+    cloud: CloudConfig = Field(CloudConfig(), description="The buckets (AWS S3 or the in-cluster store) and "
+                                                          "Snowflake")
 
     @property
     def dbt_enabled(self) -> bool:
@@ -75,29 +79,15 @@ class StackConfig(Strict):
                 "none is named yet: set cloud.aws.lakeBucket.name, a generated name is only known at deploy time")
             problems.append(f"{NAMESPACE}:batch.historyServer.eventLogDir must be in the lake or raw bucket "
                             f"({where}); Spark's key reaches no other bucket")
+        # The batch layer's own checks (LayerConfig) run here: what it runs and the ports opened on its
+        # cluster depend on the cloud section (the in-cluster store, Snowflake for dbt).
         ports = {"batch.spark.uiNodePort": batch.spark.ui_node_port,
                  "batch.historyServer.nodePort": batch.history_server.node_port}
         if self.object_store is not None:
             ports["cloud.objectStore.nodePort"] = self.object_store.node_port
-        seen: dict[int, str] = {}
-        for key, port in ports.items():
-            if port in seen:
-                problems.append(f"{NAMESPACE}:{key} and {NAMESPACE}:{seen[port]} both use NodePort {port} on the "
-                                "batch cluster; each service needs its own")
-            seen.setdefault(port, key)
-        allocation = self.batch_memory_allocation_mib()
-        total = sum(allocation.values())
-        if total > batch.memory_budget_mib:
-            detail = ", ".join(f"{k} {format_mib(v)}" for k, v in allocation.items())
-            problems.append(
-                f"{NAMESPACE}:batch: memory limits total {format_mib(total)} ({detail}; Spark pods include "
-                f"their memory overhead), above memoryBudget {format_mib(batch.memory_budget_mib)}; lower a "
-                "service's memory, the executor count, or raise batch.memoryBudget")
-        storage = self.batch_storage_allocation_mib()
-        if sum(storage.values()) > batch.storage_budget_mib:
-            detail = ", ".join(f"{k} {format_mib(v)}" for k, v in storage.items())
-            problems.append(f"{NAMESPACE}:batch: storage requests total {format_mib(sum(storage.values()))} "
-                            f"({detail}), above storageBudget {format_mib(batch.storage_budget_mib)}")
+        problems += batch.node_port_problems(ports, key_prefix=f"{NAMESPACE}:")
+        problems += batch.budget_problems(self.batch_memory_allocation_mib(), self.batch_storage_allocation_mib(),
+                                          prefix=f"{NAMESPACE}:batch: ")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -114,6 +104,12 @@ STRUCTURED_KEYS = tuple(to_camel(name) for name in StackConfig.model_fields)
 SNOWFLAKE_PRIVATE_KEY = "snowflakePrivateKey"
 SNOWFLAKE_DBT_PRIVATE_KEY = "snowflakeDbtPrivateKey"
 SECRET_KEYS = (SNOWFLAKE_PRIVATE_KEY, SNOWFLAKE_DBT_PRIVATE_KEY)
+SECRET_DESCRIPTIONS = {
+    SNOWFLAKE_PRIVATE_KEY: "PEM private key Pulumi logs in to Snowflake with (key-pair JWT); required when "
+                           "cloud.snowflake.enabled",
+    SNOWFLAKE_DBT_PRIVATE_KEY: "PEM private key of dbt's service user (its public half is "
+                               "cloud.snowflake.dbtUser.rsaPublicKey); required when dbt is enabled",
+}
 # Keys earlier versions took, with what replaced them, so an old stack file gets a useful error.
 REMOVED_KEYS = {
     "s3SinkAccessKeyId": "the S3 sink now gets its own least-privilege key from the cloud layer; remove it",

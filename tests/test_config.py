@@ -15,7 +15,7 @@ def error_for(raw) -> str:
     return str(caught.value)
 
 
-def test_defaults_reproduce_the_seed():
+def test_defaults_reproduce_the_product_description():
     ingestion = parse_stack_config({}).ingestion
     assert ingestion.memory_allocation_mib() == {"postgres": 1024, "kafka": 3 * 682, "schema-registry": 1024,
                                                  "kafka-connect": 2048}
@@ -82,6 +82,14 @@ def test_layer_total_above_its_budget():
     assert "kafka 2728Mi" in message
 
 
+def test_layer_storage_above_its_budget():
+    message = error_for({"ingestion": {"kafka": {"storagePerBroker": "5Gi"}}})
+    assert "datapipe:ingestion: storage requests total 20Gi, above storageBudget 15Gi" in message
+    message = error_for({"cloud": {"aws": {"enabled": False}}, "batch": {"storageBudget": "12Gi"}})
+    assert ("datapipe:batch: storage requests total 15Gi (spark-history 5Gi, object-store 10Gi), above "
+            "storageBudget 12Gi") in message
+
+
 def test_unpinned_image():
     message = error_for({"ingestion": {"postgres": {"image": "postgres:latest"}}})
     assert "datapipe:ingestion.postgres.image" in message and "pinned" in message
@@ -123,7 +131,7 @@ SNOWFLAKE = {"enabled": True,
              "dbtUser": {"rsaPublicKey": harness.TEST_PUBLIC_KEY}}
 
 
-def test_batch_defaults_reproduce_the_seed():
+def test_batch_defaults_reproduce_the_product_description():
     config = parse_stack_config({"cloud": {"snowflake": SNOWFLAKE}})
     assert config.batch_memory_allocation_mib() == {
         "spark-operator-controller": 512, "spark-operator-webhook": 256, "spark-history-server": 1024,

@@ -29,14 +29,25 @@ class LifecycleConfig(Strict):
     at least 30 days old, an object must stay 30 days in IA before it may move on, and expiry must
     come after the last transition."""
 
-    infrequent_access_after_days: Optional[int] = Field(None, ge=30)
-    archive_after_days: Optional[int] = Field(None, ge=1)
-    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = "GLACIER"
-    expire_after_days: Optional[int] = Field(None, ge=1)
+    infrequent_access_after_days: Optional[int] = Field(
+        None, ge=30, description="Days after creation objects move to STANDARD_IA (at least 30). Unset: they stay "
+                                 "in STANDARD")
+    archive_after_days: Optional[int] = Field(
+        None, ge=1, description="Days after creation objects move to archiveStorageClass (at least "
+                                "infrequentAccessAfterDays + 30). Unset: no archive step")
+    archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = Field(
+        "GLACIER", description="Storage class of the archive step")
+    expire_after_days: Optional[int] = Field(
+        None, ge=1, description="Days after creation objects are deleted (after the last transition). Unset: kept "
+                                "until deleted")
     # Versioned buckets keep overwritten/deleted objects as noncurrent versions until this expiry.
-    noncurrent_version_expire_after_days: Optional[int] = Field(None, ge=1)
+    noncurrent_version_expire_after_days: Optional[int] = Field(
+        None, ge=1, description="Days an overwritten or deleted object's old version is kept (versioned buckets). "
+                                "Unset: kept until deleted")
     # Parts of an upload that never completed are billed until aborted (a crashed sink leaves them).
-    abort_incomplete_multipart_upload_after_days: int = Field(7, ge=1)
+    abort_incomplete_multipart_upload_after_days: int = Field(
+        7, ge=1, description="Days after which the parts of an upload that never completed are deleted (they "
+                             "are billed until then)")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -52,9 +63,11 @@ class LifecycleConfig(Strict):
 
 class BucketConfig(Strict):
     # Unset: Pulumi names the bucket `datapipe-<stack>-<role>-<random>` (bucket names are global).
-    name: Optional[str] = Field(None, pattern=BUCKET_NAME)
-    versioning: bool = False
-    lifecycle: LifecycleConfig = LifecycleConfig()
+    name: Optional[str] = Field(None, pattern=BUCKET_NAME,
+                                description="Bucket name (globally unique). Unset: Pulumi names it "
+                                            "`datapipe-<stack>-<role>-<random>`")
+    versioning: bool = Field(False, description="Keep overwritten and deleted objects as noncurrent versions")
+    lifecycle: LifecycleConfig = Field(LifecycleConfig(), description="Lifecycle rules of the bucket")
 
 
 def _raw_bucket() -> BucketConfig:
@@ -71,12 +84,17 @@ def _lake_bucket() -> BucketConfig:
 
 
 class AwsConfig(Strict):
-    enabled: bool = True
-    region: str = Field("us-east-1", pattern=AWS_REGION)
-    raw_bucket: BucketConfig = Field(default_factory=_raw_bucket)
-    lake_bucket: BucketConfig = Field(default_factory=_lake_bucket)
+    enabled: bool = Field(True, description="Create the buckets on AWS S3 (credentials from the environment); "
+                                            "exactly one of this and objectStore.enabled")
+    region: str = Field("us-east-1", pattern=AWS_REGION, description="AWS region of the buckets")
+    raw_bucket: BucketConfig = Field(default_factory=_raw_bucket,
+                                     description="The raw bucket: the CDC archive the S3 sink writes, the "
+                                                 "system of record")
+    lake_bucket: BucketConfig = Field(default_factory=_lake_bucket,
+                                      description="The lake bucket: the Iceberg warehouse Spark writes")
     # Added to the default tags (project, stack, managed-by) of every taggable AWS resource.
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = Field({}, description="Tags added to the default tags (project, stack, managed-by) of "
+                                                 "every taggable AWS resource")
 
 
 class ObjectStoreConfig(Strict):
@@ -86,22 +104,33 @@ class ObjectStoreConfig(Strict):
     SeaweedFS publishes a tagged image per release and tests its S3 API against Spark."""
 
     # None: on exactly when cloud.aws is off (one of them must hold the buckets).
-    enabled: Optional[bool] = None
-    image: Image = "chrislusf/seaweedfs:4.47"
-    memory_mib: Mebibytes = Field(512, alias="memory")
-    storage_mib: Mebibytes = Field(10240, alias="storage")
-    node_port: NodePort = 30045
-    raw_bucket: str = Field("datapipe-raw", pattern=BUCKET_NAME)
-    lake_bucket: str = Field("datapipe-lake", pattern=BUCKET_NAME)
+    enabled: Optional[bool] = Field(None, description="Run the in-cluster store in the batch cluster. Unset: on "
+                                                      "exactly when cloud.aws.enabled is false")
+    image: Image = Field("chrislusf/seaweedfs:4.47", description="SeaweedFS image, pinned to a tag or digest")
+    memory_mib: Mebibytes = Field(512, alias="memory", description="Container memory request and limit, a size "
+                                                                   "(counts against batch.memoryBudget)")
+    storage_mib: Mebibytes = Field(10240, alias="storage", description="Size of the data volume claim (counts "
+                                                                       "against batch.storageBudget)")
+    node_port: NodePort = Field(30045, description="NodePort on the batch cluster the ingestion cluster's S3 "
+                                                   "sink reaches the store through")
+    raw_bucket: str = Field("datapipe-raw", pattern=BUCKET_NAME, description="Name of the raw bucket (the CDC "
+                                                                             "archive)")
+    lake_bucket: str = Field("datapipe-lake", pattern=BUCKET_NAME, description="Name of the lake bucket (the "
+                                                                               "Iceberg warehouse)")
     # The S3 region clients sign requests for; SeaweedFS accepts any.
-    region: str = Field("us-east-1", pattern=AWS_REGION)
+    region: str = Field("us-east-1", pattern=AWS_REGION, description="S3 region clients sign requests for; "
+                                                                     "SeaweedFS accepts any")
     # How the ingestion cluster reaches the store: <ingestionHost>:<nodePort> on the batch cluster.
     # Kind runs both clusters' nodes as containers on the `kind` Docker network, where a node's
     # container name resolves to its address; `batch-analytics-control-plane` is the batch
     # cluster's control-plane node (kind/batch-cluster.yaml). Elsewhere, set any batch node's
     # address reachable from the ingestion cluster's pods, e.g. the output of
     #   docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' batch-analytics-control-plane
-    ingestion_host: str = Field("batch-analytics-control-plane", pattern=r"^[A-Za-z0-9.-]+$")
+    ingestion_host: str = Field("batch-analytics-control-plane", pattern=r"^[A-Za-z0-9.-]+$",
+                                description="Address of a batch cluster node reachable from the ingestion "
+                                            "cluster's pods; the sink connects to `<ingestionHost>:<nodePort>`. The default is "
+                                            "the Kind batch cluster's control-plane container on the kind Docker "
+                                            "network")
 
     @property
     def ingestion_endpoint(self) -> str:
@@ -111,34 +140,46 @@ class ObjectStoreConfig(Strict):
 class SnowflakeConnection(Strict):
     """How Pulumi itself logs in (key-pair JWT); the private key is the secret datapipe:snowflakePrivateKey."""
 
-    organization_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$")
-    account_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$")
-    user: Optional[str] = Field(None, min_length=1)
+    organization_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$",
+                                             description="Snowflake organization name. Unset: required when "
+                                                         "Snowflake is enabled")
+    account_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$",
+                                        description="Snowflake account name. Unset: required when Snowflake is "
+                                                    "enabled")
+    user: Optional[str] = Field(None, min_length=1, description="User Pulumi logs in as (key-pair). Unset: "
+                                                                "required when Snowflake is enabled")
     # Creating a storage integration needs ACCOUNTADMIN (or a role granted CREATE INTEGRATION).
-    role: str = "ACCOUNTADMIN"
+    role: str = Field("ACCOUNTADMIN", description="Role Pulumi uses; creating the storage integration needs "
+                                                  "ACCOUNTADMIN or a role granted CREATE INTEGRATION")
     # The session's warehouse; DDL needs none, so any existing warehouse will do.
-    warehouse: Optional[str] = None
+    warehouse: Optional[str] = Field(None, description="Warehouse of Pulumi's session; DDL needs none. Unset: "
+                                                       "the user's default")
 
 
 class SnowflakeWarehouseConfig(Strict):
-    name: str = Field("DATAPIPE_WH", pattern=IDENTIFIER)
-    size: Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE"] = "XSMALL"
+    name: str = Field("DATAPIPE_WH", pattern=IDENTIFIER, description="Warehouse name (unquoted upper-case "
+                                                                     "identifier)")
+    size: Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE"] = Field("XSMALL", description="Warehouse size")
     # Credits are billed while running; 60 s is Snowflake's smallest useful auto-suspend.
-    auto_suspend_seconds: int = Field(60, ge=60)
+    auto_suspend_seconds: int = Field(60, ge=60, description="Idle seconds before the warehouse suspends (credits "
+                                                             "are billed while it runs); at least 60")
 
 
 class SnowflakeRoles(Strict):
-    loader: str = Field("DATAPIPE_LOADER", pattern=IDENTIFIER)
-    transformer: str = Field("DATAPIPE_TRANSFORMER", pattern=IDENTIFIER)
-    reporter: str = Field("DATAPIPE_REPORTER", pattern=IDENTIFIER)
+    loader: str = Field("DATAPIPE_LOADER", pattern=IDENTIFIER,
+                        description="Role that loads the stage's files into RAW tables")
+    transformer: str = Field("DATAPIPE_TRANSFORMER", pattern=IDENTIFIER,
+                             description="Role that reads RAW and builds STAGING and MARTS (dbt's role)")
+    reporter: str = Field("DATAPIPE_REPORTER", pattern=IDENTIFIER, description="Role that reads MARTS")
 
 
 class DbtUserConfig(Strict):
     """The service user dbt logs in as (role: transformer). Its private key is the secret
     datapipe:snowflakeDbtPrivateKey; Snowflake only stores the public half given here."""
 
-    name: str = Field("DATAPIPE_DBT", pattern=IDENTIFIER)
-    rsa_public_key: Optional[str] = None
+    name: str = Field("DATAPIPE_DBT", pattern=IDENTIFIER, description="Name of dbt's service user")
+    rsa_public_key: Optional[str] = Field(None, description="Public half of dbt's key pair (PEM or its base64 "
+                                                            "body). Unset: required when Snowflake is enabled")
 
     @field_validator("rsa_public_key")
     @classmethod
@@ -156,14 +197,17 @@ class DbtUserConfig(Strict):
 class SnowflakeConfig(Strict):
     # Off unless a stack names its account: unlike AWS (credentials from the environment, a region
     # default), Snowflake has no sensible default for who to log in as.
-    enabled: bool = False
-    connection: SnowflakeConnection = SnowflakeConnection()
-    database: str = Field("DATAPIPE", pattern=IDENTIFIER)
-    warehouse: SnowflakeWarehouseConfig = SnowflakeWarehouseConfig()
-    roles: SnowflakeRoles = SnowflakeRoles()
-    dbt_user: DbtUserConfig = DbtUserConfig()
+    enabled: bool = Field(False, description="Create the Snowflake objects; needs the connection's account, "
+                                             "dbtUser.rsaPublicKey and the secret keys")
+    connection: SnowflakeConnection = Field(SnowflakeConnection(), description="How Pulumi logs in to Snowflake")
+    database: str = Field("DATAPIPE", pattern=IDENTIFIER, description="Database holding the RAW, STAGING and "
+                                                                      "MARTS schemas")
+    warehouse: SnowflakeWarehouseConfig = Field(SnowflakeWarehouseConfig(), description="The warehouse")
+    roles: SnowflakeRoles = Field(SnowflakeRoles(), description="Names of the least-privilege roles")
+    dbt_user: DbtUserConfig = Field(DbtUserConfig(), description="dbt's service user")
     # The external stage over the raw bucket's CDC prefix (needs cloud.aws).
-    stage: str = Field("RAW_CDC_STAGE", pattern=IDENTIFIER)
+    stage: str = Field("RAW_CDC_STAGE", pattern=IDENTIFIER, description="External stage over the raw bucket's "
+                                                                        "CDC prefix (only with cloud.aws)")
 
     def missing_settings(self) -> list[str]:
         """Keys an enabled Snowflake needs and has no default for (checked with the whole stack,
@@ -185,9 +229,10 @@ class SnowflakeConfig(Strict):
 
 
 class CloudConfig(Strict):
-    aws: AwsConfig = AwsConfig()
-    object_store: ObjectStoreConfig = ObjectStoreConfig()
-    snowflake: SnowflakeConfig = SnowflakeConfig()
+    aws: AwsConfig = Field(AwsConfig(), description="S3 buckets on AWS")
+    object_store: ObjectStoreConfig = Field(ObjectStoreConfig(), description="The in-cluster S3-compatible store "
+                                                                             "that replaces S3 without AWS")
+    snowflake: SnowflakeConfig = Field(SnowflakeConfig(), description="Snowflake objects")
 
     @property
     def object_store_enabled(self) -> bool:

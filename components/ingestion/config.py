@@ -1,5 +1,5 @@
-"""Configuration of the ingestion layer. Defaults reproduce the seed's validated allocation:
-Postgres 1Gi, Kafka 3 x 682Mi, Schema Registry 1Gi, Connect 2Gi = 6142Mi of a 6Gi budget."""
+"""Configuration of the ingestion layer. Defaults reproduce the allocation the product description
+validated: Postgres 1Gi, Kafka 3 x 682Mi, Schema Registry 1Gi, Connect 2Gi = 6142Mi of a 6Gi budget."""
 
 from __future__ import annotations
 
@@ -7,48 +7,36 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from components.config_types import Image, NodePort, Strict
-from components.quantities import Mebibytes, format_mib
+from components.config_types import NAMESPACE_PATTERN, Image, JvmService, LayerConfig, NodePort, Strict
+from components.quantities import Mebibytes
 
-
-class JvmService(Strict):
-    """A JVM container: its heap is derived from the memory limit unless set explicitly."""
-
-    memory_mib: Mebibytes = Field(alias="memory")
-    heap_mib: Optional[Mebibytes] = Field(None, alias="heap")
-
-    # Share of the limit used for the heap when `heap` is not set. Off-heap (metaspace, threads,
-    # direct buffers) needs the rest; Strimzi's rule of thumb is 50-75%.
-    default_heap_percent: ClassVar[int] = 50
-
-    @property
-    def effective_heap_mib(self) -> int:
-        return self.heap_mib if self.heap_mib is not None else self.memory_mib * self.default_heap_percent // 100
-
-    @model_validator(mode="after")
-    def _heap_below_limit(self):
-        if self.effective_heap_mib >= self.memory_mib:
-            raise ValueError(
-                f"heap ({format_mib(self.effective_heap_mib)}) must be below the container memory limit "
-                f"({format_mib(self.memory_mib)}); leave room for off-heap memory, e.g. heap <= 75% of memory"
-            )
-        return self
+__all__ = [  # JvmService lives in components.config_types; importable from here as before.
+    "JvmService", "PostgresConfig", "KafkaConfig", "TopicsConfig", "SchemaRegistryConfig", "ConnectPlugins",
+    "KafkaConnectConfig", "S3SinkConfig", "ResolvedS3Sink", "IngestionConfig",
+]
 
 
 class PostgresConfig(Strict):
-    image: Image = "postgres:16.4"
-    memory_mib: Mebibytes = Field(1024, alias="memory")
-    storage_mib: Mebibytes = Field(5120, alias="storage")
-    node_port: NodePort = 30432
-    host_port: int = Field(5432, ge=1, le=65535)
-    database: str = "ecommerce"
-    cdc_user: str = "cdc_user"
-    publication: str = "dbz_publication"
-    slot_name: str = "debezium_slot"
-    max_replication_slots: int = Field(4, ge=1)
-    max_wal_senders: int = Field(8, ge=1)
+    image: Image = Field("postgres:16.4", description="PostgreSQL container image, pinned to a tag or digest")
+    memory_mib: Mebibytes = Field(1024, alias="memory", description="Container memory request and limit, a size")
+    storage_mib: Mebibytes = Field(5120, alias="storage", description="Size of the data volume claim")
+    node_port: NodePort = Field(30432, description="NodePort host clients reach PostgreSQL through")
+    host_port: int = Field(5432, ge=1, le=65535, description="Host port Kind maps to nodePort (kind/); the port in "
+                                                             "the ingestionEndpoints output")
+    database: str = Field("ecommerce", description="Database created at first start; the captured tables live in "
+                                                   "its public schema")
+    cdc_user: str = Field("cdc_user", description="Replication role Debezium logs in as (its password is generated "
+                                                  "per stack); may read only the captured tables")
+    publication: str = Field("dbz_publication", description="Publication over the captured tables that Debezium "
+                                                            "reads (pgoutput)")
+    slot_name: str = Field("debezium_slot", description="Logical replication slot Debezium streams from")
+    max_replication_slots: int = Field(4, ge=1, description="PostgreSQL max_replication_slots")
+    max_wal_senders: int = Field(8, ge=1, description="PostgreSQL max_wal_senders; at least maxReplicationSlots")
     # Bounds the WAL a stalled replication slot may pin, so a dead connector cannot fill the disk.
-    max_slot_wal_keep_size_mib: Mebibytes = Field(2048, alias="maxSlotWalKeepSize")
+    max_slot_wal_keep_size_mib: Mebibytes = Field(
+        2048, alias="maxSlotWalKeepSize",
+        description="PostgreSQL max_slot_wal_keep_size, a size below storage: the most WAL a stalled slot may "
+                    "keep, so a dead connector cannot fill the volume")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -60,17 +48,25 @@ class PostgresConfig(Strict):
 
 
 class KafkaConfig(JvmService):
-    image: Image = "apache/kafka:3.9.1"
-    brokers: int = Field(3, ge=1, le=9)
-    memory_mib: Mebibytes = Field(682, alias="memoryPerBroker")
-    storage_per_broker_mib: Mebibytes = Field(3413, alias="storagePerBroker")
+    image: Image = Field("apache/kafka:3.9.1", description="Kafka container image (KRaft), pinned to a tag or digest")
+    brokers: int = Field(3, ge=1, le=9, description="Number of brokers (each also a KRaft controller)")
+    memory_mib: Mebibytes = Field(682, alias="memoryPerBroker",
+                                  description="Memory request and limit of each broker's container, a size")
+    storage_per_broker_mib: Mebibytes = Field(3413, alias="storagePerBroker",
+                                              description="Size of each broker's data volume claim")
     # Host-side access: clients bootstrap through bootstrapHostPort -> bootstrapNodePort; each broker
     # advertises externalHost:(brokerNodePortBase + ordinal), so those ports are mapped 1:1 on the host.
-    bootstrap_node_port: NodePort = 30092
-    bootstrap_host_port: int = Field(9092, ge=1, le=65535)
-    broker_node_port_base: NodePort = 30093
+    bootstrap_node_port: NodePort = Field(30092, description="NodePort host clients bootstrap through")
+    bootstrap_host_port: int = Field(9092, ge=1, le=65535,
+                                     description="Host port Kind maps to bootstrapNodePort (kind/)")
+    broker_node_port_base: NodePort = Field(
+        30093, description="NodePort of broker 0; broker n advertises externalHost:(this + n), mapped 1:1 on the "
+                           "host, so brokerNodePortBase + brokers - 1 must stay in the NodePort range")
     # KRaft cluster id (22 chars, base64url of 16 bytes). Derived from project and stack if unset.
-    cluster_id: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{22}$")
+    cluster_id: Optional[str] = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{22}$",
+        description="KRaft cluster id (22 characters, base64url of 16 bytes). Unset: derived from the project "
+                    "and stack name, stable across updates")
 
     @property
     def broker_node_ports(self) -> list[int]:
@@ -78,50 +74,61 @@ class KafkaConfig(JvmService):
 
 
 class TopicsConfig(Strict):
-    partitions: int = Field(6, ge=1)
-    replication_factor: int = Field(3, ge=1)
-    min_insync_replicas: int = Field(2, ge=1)
-    compression: Literal["lz4", "snappy", "zstd", "gzip", "producer", "uncompressed"] = "lz4"
-    retention_hours: int = Field(168, ge=1)
+    partitions: int = Field(6, ge=1, description="Partitions of each CDC topic; an update raises an existing "
+                                                 "topic's count, never lowers it")
+    replication_factor: int = Field(3, ge=1, description="Replicas of each topic (also Connect's and Schema "
+                                                         "Registry's internal topics); at most brokers")
+    min_insync_replicas: int = Field(2, ge=1, description="Kafka min.insync.replicas; at most replicationFactor")
+    compression: Literal["lz4", "snappy", "zstd", "gzip", "producer", "uncompressed"] = Field(
+        "lz4", description="Kafka compression.type of the topics")
+    retention_hours: int = Field(168, ge=1, description="How long the topics keep events, in hours")
     # Which of the e-commerce tables are captured (each gets a topic postgres.public.<table>).
     tables: tuple[Literal["users", "products", "orders", "order_items"], ...] = Field(
-        ("users", "products", "orders", "order_items"), min_length=1
+        ("users", "products", "orders", "order_items"), min_length=1,
+        description="E-commerce tables captured; each gets the topic `postgres.public.<table>`"
     )
 
 
 class SchemaRegistryConfig(JvmService):
-    image: Image = "confluentinc/cp-schema-registry:7.9.1"
-    memory_mib: Mebibytes = Field(1024, alias="memory")
-    node_port: NodePort = 30081
-    host_port: int = Field(8081, ge=1, le=65535)
+    image: Image = Field("confluentinc/cp-schema-registry:7.9.1",
+                         description="Schema Registry container image, pinned to a tag or digest")
+    memory_mib: Mebibytes = Field(1024, alias="memory", description="Container memory request and limit, a size")
+    node_port: NodePort = Field(30081, description="NodePort host clients reach Schema Registry through")
+    host_port: int = Field(8081, ge=1, le=65535, description="Host port Kind maps to nodePort (kind/)")
     compatibility: Literal[
         "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"
-    ] = "BACKWARD"
+    ] = Field("BACKWARD", description="Default schema compatibility level of the registry")
 
 
 class ConnectPlugins(Strict):
-    debezium_postgres: str = "3.6.1.Final"
-    confluent_s3_sink: str = "10.6.7"
+    debezium_postgres: str = Field("3.6.1.Final", description="Debezium PostgreSQL connector version, installed "
+                                                              "from Maven Central at pod start")
+    confluent_s3_sink: str = Field("10.6.7", description="Confluent S3 sink connector version, installed from "
+                                                         "Confluent Hub at pod start")
 
 
 class KafkaConnectConfig(JvmService):
-    image: Image = "confluentinc/cp-kafka-connect:7.9.1"
-    replicas: int = Field(1, ge=1)
-    memory_mib: Mebibytes = Field(2048, alias="memory")
-    # 75% of 2Gi is the seed's 1536Mi heap; Connect's converters and tasks live on the heap.
+    image: Image = Field("confluentinc/cp-kafka-connect:7.9.1",
+                         description="Kafka Connect container image, pinned to a tag or digest")
+    replicas: int = Field(1, ge=1, description="Connect workers (distributed mode)")
+    memory_mib: Mebibytes = Field(2048, alias="memory",
+                                  description="Memory request and limit of each worker's container, a size")
+    # 75% of 2Gi is the product description's 1536Mi heap; Connect's converters and tasks live on the heap.
     default_heap_percent: ClassVar[int] = 75
-    node_port: NodePort = 30083
-    host_port: int = Field(8083, ge=1, le=65535)
-    plugins: ConnectPlugins = ConnectPlugins()
+    node_port: NodePort = Field(30083, description="NodePort host clients reach the Connect REST API through")
+    host_port: int = Field(8083, ge=1, le=65535, description="Host port Kind maps to nodePort (kind/)")
+    plugins: ConnectPlugins = Field(ConnectPlugins(), description="Connector plugin versions")
 
 
 class S3SinkConfig(Strict):
     """How the archive is written. Where it goes (bucket, region, endpoint) and the key it writes
     with come from the cloud layer at deploy time, not from config (see ResolvedS3Sink)."""
 
-    prefix: str = Field("cdc", pattern=r"^[A-Za-z0-9_.-]+$")
-    flush_size: int = Field(1000, ge=1)
-    rotate_interval_seconds: int = Field(60, ge=1)
+    prefix: str = Field("cdc", pattern=r"^[A-Za-z0-9_.-]+$",
+                        description="Key prefix of the archive in the raw bucket (the sink's topics.dir)")
+    flush_size: int = Field(1000, ge=1, description="Records per Parquet file before the sink writes it")
+    rotate_interval_seconds: int = Field(60, ge=1, description="Seconds after which the sink writes a file even "
+                                                               "if flushSize is not reached")
 
     def resolve(self, bucket: str, region: str, endpoint_url: Optional[str]) -> "ResolvedS3Sink":
         return ResolvedS3Sink(**self.model_dump(), bucket=bucket, region=region, endpoint_url=endpoint_url)
@@ -130,26 +137,44 @@ class S3SinkConfig(Strict):
 class ResolvedS3Sink(S3SinkConfig):
     """The sink settings joined with the bucket the cloud layer created (values, not Outputs)."""
 
-    bucket: str = Field(min_length=3, max_length=63)
-    region: str
+    bucket: str = Field(min_length=3, max_length=63, description="Raw bucket the cloud layer created")
+    region: str = Field(description="S3 region of the bucket")
     # An S3-compatible endpoint (the in-cluster object store); None means AWS.
-    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://")
+    endpoint_url: Optional[str] = Field(None, pattern=r"^https?://",
+                                        description="S3-compatible endpoint (the in-cluster object store). "
+                                                    "None: AWS S3")
 
 
-class IngestionConfig(Strict):
-    namespace: str = Field("data-ingestion", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    memory_budget_mib: Mebibytes = Field(6144, alias="memoryBudget")
-    storage_budget_mib: Mebibytes = Field(15360, alias="storageBudget")
+class IngestionConfig(LayerConfig):
+    namespace: str = Field("data-ingestion", pattern=NAMESPACE_PATTERN,
+                           description="Kubernetes namespace of the layer, created by the program")
+    memory_budget_mib: Mebibytes = Field(6144, alias="memoryBudget",
+                                         description="Memory the layer may use, a size: the namespace's "
+                                                     "ResourceQuota; the services' limits must fit in it")
+    storage_budget_mib: Mebibytes = Field(15360, alias="storageBudget",
+                                          description="Storage the layer may claim, a size: the namespace's "
+                                                      "ResourceQuota; the volume claims must fit in it")
     # The host name clients on the host use (Kind maps the NodePorts to it; see kind/).
-    external_host: str = "localhost"
+    external_host: str = Field("localhost", description="Host name clients on the host use in the "
+                                                        "ingestionEndpoints output and Kafka's advertised "
+                                                        "listeners (Kind maps the NodePorts to it; see kind/)")
     # Sources allowed to reach the NodePorts (the host). Narrow this outside local development.
-    host_access_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    postgres: PostgresConfig = PostgresConfig()
-    kafka: KafkaConfig = KafkaConfig()
-    topics: TopicsConfig = TopicsConfig()
-    schema_registry: SchemaRegistryConfig = SchemaRegistryConfig()
-    kafka_connect: KafkaConnectConfig = KafkaConnectConfig()
-    s3_sink: S3SinkConfig = S3SinkConfig()
+    host_access_cidrs: tuple[str, ...] = Field(("0.0.0.0/0",), description="Source CIDRs the NetworkPolicies let "
+                                                                            "reach the NodePorts; narrow this "
+                                                                            "outside local development")
+    postgres: PostgresConfig = Field(PostgresConfig(), description="PostgreSQL, the CDC source")
+    kafka: KafkaConfig = Field(KafkaConfig(), description="The Kafka cluster (KRaft)")
+    topics: TopicsConfig = Field(
+        TopicsConfig(),
+        description="The CDC topics. `pulumi up` applies a change to existing topics (it rolls the Connect pod, "
+                    "whose `topics` init container runs the script): configs always, partitions only upwards "
+                    "(keys then hash to other partitions); a lower count or another replication factor is logged "
+                    "and left alone")
+    schema_registry: SchemaRegistryConfig = Field(SchemaRegistryConfig(), description="Schema Registry")
+    kafka_connect: KafkaConnectConfig = Field(KafkaConnectConfig(), description="Kafka Connect in distributed "
+                                                                                "mode (G1GC)")
+    s3_sink: S3SinkConfig = Field(S3SinkConfig(), description="The S3 sink that archives the topics as Parquet; "
+                                                              "its bucket and key come from the cloud layer")
 
     def memory_allocation_mib(self) -> dict[str, int]:
         """Memory limit each service runs with, replicas included (what the quota must hold)."""
@@ -188,25 +213,10 @@ class IngestionConfig(Strict):
                 f"topics.minInsyncReplicas ({topics.min_insync_replicas}) exceeds topics.replicationFactor "
                 f"({topics.replication_factor})"
             )
-        seen: dict[int, str] = {}
-        for key, port in self.node_ports().items():
-            if port in seen:
-                problems.append(f"{key} and {seen[port]} both use NodePort {port}; each service needs its own")
-            seen.setdefault(port, key)
+        problems += self.node_port_problems(self.node_ports())
         if max(kafka.broker_node_ports) > 32767:
             problems.append("kafka.brokerNodePortBase + brokers runs past the NodePort range (30000-32767)")
-        total = sum(self.memory_allocation_mib().values())
-        if total > self.memory_budget_mib:
-            detail = ", ".join(f"{k} {format_mib(v)}" for k, v in self.memory_allocation_mib().items())
-            problems.append(
-                f"memory limits total {format_mib(total)} ({detail}), above memoryBudget "
-                f"{format_mib(self.memory_budget_mib)}; lower a service's memory or raise memoryBudget"
-            )
-        storage = sum(self.storage_allocation_mib().values())
-        if storage > self.storage_budget_mib:
-            problems.append(
-                f"storage requests total {format_mib(storage)}, above storageBudget {format_mib(self.storage_budget_mib)}"
-            )
+        problems += self.budget_problems(self.memory_allocation_mib(), self.storage_allocation_mib())
         if problems:
             raise ValueError("; ".join(problems))
         return self
