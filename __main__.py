@@ -15,7 +15,7 @@ A cloud part that is switched off registers no resource and no provider of its p
 
 import pulumi
 
-from components.batch.layer import BatchLayer, BatchLayerArgs
+from components.batch.layer import BatchLayer, BatchLayerArgs, DbtAccess
 from components.cloud.s3 import S3Lake, S3LakeArgs, aws_provider
 from components.cloud.snowflake import RawBucketLink, SnowflakeWarehouse, SnowflakeWarehouseArgs, snowflake_provider
 from components.clusters import kubernetes_provider
@@ -50,8 +50,8 @@ batch = BatchLayer(
         config=config.batch,
         storage=s3_lake.storage if s3_lake is not None else None,
         object_store=config.object_store,
-        dbt_target=warehouse.dbt_target if warehouse is not None and config.dbt_enabled else None,
-        dbt_private_key=secrets.snowflake_dbt_private_key,
+        dbt=DbtAccess(warehouse.dbt_target, secrets.snowflake_dbt_private_key)
+        if warehouse is not None and config.dbt_enabled and secrets.snowflake_dbt_private_key is not None else None,
     ),
     opts=pulumi.ResourceOptions(providers=[kubernetes_provider("batch", config.clusters.batch)]),
 )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any, Mapping, Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.quantities import format_mib
 
@@ -116,24 +116,30 @@ def restricted_security_context(run_as_user: int) -> dict[str, Any]:
     }
 
 
-_RESOURCE_CLASSES = {
-    ("v1", "Namespace"): k8s.core.v1.Namespace,
-    ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
-    ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
-    ("v1", "Secret"): k8s.core.v1.Secret,
-    ("v1", "Service"): k8s.core.v1.Service,
-    ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
-    ("v1", "LimitRange"): k8s.core.v1.LimitRange,
-    ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
-    ("apps/v1", "StatefulSet"): k8s.apps.v1.StatefulSet,
-    ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
-    ("batch/v1", "Job"): k8s.batch.v1.Job,
-    ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
-    ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
-    ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
-    ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
-}
+@functools.cache
+def _resource_classes() -> dict[tuple[str, str], type]:
+    # Imported here, not at module level: the config models use this module's pure helpers, and
+    # validating config must not load the Kubernetes SDK.
+    import pulumi_kubernetes as k8s
+
+    return {
+        ("v1", "Namespace"): k8s.core.v1.Namespace,
+        ("v1", "ServiceAccount"): k8s.core.v1.ServiceAccount,
+        ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
+        ("v1", "Secret"): k8s.core.v1.Secret,
+        ("v1", "Service"): k8s.core.v1.Service,
+        ("v1", "ResourceQuota"): k8s.core.v1.ResourceQuota,
+        ("v1", "LimitRange"): k8s.core.v1.LimitRange,
+        ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
+        ("apps/v1", "StatefulSet"): k8s.apps.v1.StatefulSet,
+        ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
+        ("batch/v1", "Job"): k8s.batch.v1.Job,
+        ("batch/v1", "CronJob"): k8s.batch.v1.CronJob,
+        ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
+        ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
+        ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    }
 
 
 def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
@@ -143,11 +149,18 @@ def resource_name(prefix: str, manifest: Mapping[str, Any]) -> str:
 
 
 def create(prefix: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    """Turn a plain manifest from a builder into the typed Pulumi resource for its kind."""
-    cls = _RESOURCE_CLASSES[(manifest["apiVersion"], manifest["kind"])]
+    """Turn a plain manifest from a builder into the typed Pulumi resource for its kind; a kind
+    the SDK has no class for (a custom resource) becomes an `apiextensions.CustomResource`."""
+    name = resource_name(prefix, manifest)
+    cls = _resource_classes().get((manifest["apiVersion"], manifest["kind"]))
+    if cls is None:
+        import pulumi_kubernetes as k8s
+
+        return k8s.apiextensions.CustomResource(name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                                metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
     # Top-level fields are keyword arguments (snake_case); nested dicts keep the API's camelCase.
     fields = {_snake(key): value for key, value in manifest.items() if key not in ("apiVersion", "kind")}
-    return cls(resource_name(prefix, manifest), opts=opts, **fields)
+    return cls(name, opts=opts, **fields)
 
 
 def _snake(name: str) -> str:

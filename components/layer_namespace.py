@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 
 from components import kube
+from components.layer_component import Layer
 from components.quantities import format_mib
 
 DNS_PORT = 53
@@ -52,6 +53,8 @@ class LayerNamespaceArgs:
     service_accounts: Sequence[str]
     flows: Sequence[Flow]
     external_egress: Sequence[ExternalEgress] = ()
+    # Where the host reaches the layer's NodePorts (handed to its components with the Layer).
+    external_host: str = "localhost"
     host_cidrs: Sequence[str] = ("0.0.0.0/0",)
     api_roles: Sequence[RolePolicy] = ()
     # Default limit for a container that declares none: small, so a forgotten limit shows up fast.
@@ -242,21 +245,20 @@ def network_policy_manifests(args: LayerNamespaceArgs) -> list[dict[str, Any]]:
 
 
 class LayerNamespace(pulumi.ComponentResource):
-    """The namespace every other component of a layer lives in; depend on it via `ready`."""
+    """The namespace every other component of a layer lives in; hand `layer` to them."""
 
     name: pulumi.Output[str]
+    layer: Layer
 
     def __init__(self, name: str, args: LayerNamespaceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datapipe:platform:LayerNamespace", name, None, opts)
         namespace = kube.create(name, namespace_manifest(args), pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        self.guard_rails = [
+        guard_rails = [
             kube.create(name, manifest, child)
             for manifest in quota_manifests(args) + rbac_manifests(args) + network_policy_manifests(args)
         ]
-        # Components take the name as an Output so that they are created after the namespace
-        # and its quota exist (the quota must be in place before the first pod is admitted).
-        self.name = pulumi.Output.all(namespace.metadata["name"], *[r.urn for r in self.guard_rails]).apply(
-            lambda values: values[0]
-        )
+        self.layer = Layer(name=args.layer, namespace=args.namespace, external_host=args.external_host,
+                           guard_rails=(namespace, *guard_rails))
+        self.name = namespace.metadata["name"]
         self.register_outputs({"name": self.name})

@@ -45,6 +45,8 @@ class Resource:
     dependencies: list[str] = field(default_factory=list)
     # The provider reference ("<urn>::<id>") the resource was registered with, if any.
     provider: str = ""
+    # Aliases as the engine receives them ({"spec": {"name": ..., "parentUrn": ...}} or {"urn": ...}).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     # The attribute names of pulumi_policy.PolicyResource, so policy rules can read these too.
     @property
@@ -77,6 +79,9 @@ class Program:
         found = [r for r in self.of_kind(kind) if r.k8s_name == name]
         assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
         return found[0]
+
+    def by_urn(self, urn: str) -> Optional[Resource]:
+        return next((r for r in self.resources if r.urn == urn), None)
 
     def by_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -182,6 +187,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 secret_paths=_secret_paths(MessageToDict(request.object)),
                 dependencies=list(request.dependencies),
                 provider=request.provider,
+                aliases=[MessageToDict(alias) for alias in request.aliases],
             ))
         return response
 

@@ -16,6 +16,7 @@ import yaml
 
 from components import kube
 from components.batch.config import DbtConfig
+from components.layer_component import Layer, LayerComponent
 
 APP = "dbt"
 UID = 1000
@@ -134,22 +135,16 @@ def manifests(config: DbtConfig, namespace: str, layer: str, files: Any) -> list
 @dataclass
 class DbtRunnerArgs:
     config: DbtConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
+    layer: Layer
     target: pulumi.Output[DbtTarget]
     private_key: pulumi.Input[str]
 
 
-class DbtRunner(pulumi.ComponentResource):
+class DbtRunner(LayerComponent):
     def __init__(self, name: str, args: DbtRunnerArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:batch:DbtRunner", name, None, opts)
-        secret = kube.create(name, kube.opaque_secret(
-            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
-            {PRIVATE_KEY_FILE: pulumi.Output.secret(args.private_key)},
-        ), pulumi.ResourceOptions(parent=self))
+        layer = args.layer
+        super().__init__("datapipe:batch:DbtRunner", name, layer, opts)
+        secret = self._secret(SECRET_NAME, APP, {PRIVATE_KEY_FILE: pulumi.Output.secret(args.private_key)})
         files = args.target.apply(lambda t: config_files(t, args.config.threads))
-        for manifest in manifests(args.config, args.namespace_name, args.layer, files):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+        self._create(manifests(args.config, layer.namespace, layer.name, files), depends_on=[secret])
         self.register_outputs({})

@@ -14,6 +14,7 @@ from components import kube
 from components.batch import spark
 from components.batch.config import HistoryServerConfig, SparkConfig
 from components.cloud.access import S3Endpoint
+from components.layer_component import Layer, LayerComponent
 
 APP = "spark-history-server"
 PORT = 18080
@@ -66,8 +67,8 @@ def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S
 
 
 def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace: str, layer: str,
-              endpoint: Optional[S3Endpoint]) -> list[dict[str, Any]]:
-    """`endpoint` is the S3 endpoint when the event logs are on s3a (config.event_log_dir set)."""
+              endpoint: S3Endpoint) -> list[dict[str, Any]]:
+    """`endpoint` is where the lake's S3 is; used only when the event logs are on s3a."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     on_s3 = config.event_log_dir is not None
     log_dir = spark.event_log_dir(config.event_log_dir)
@@ -85,7 +86,6 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     claims: list[dict[str, Any]] = []
     extra: list[dict[str, Any]] = []
     if on_s3:
-        assert endpoint is not None
         env += spark.credentials_env() + [{"name": "SPARK_DAEMON_CLASSPATH", "value": f"{JARS_DIR}/*"}]
         volumes.append({"name": "jars", "emptyDir": {"sizeLimit": "1Gi"}})
         volumes.append({"name": "hadoop-conf", "configMap": {"name": HADOOP_CONF_MAP}})
@@ -148,28 +148,29 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
 class SparkHistoryServerArgs:
     config: HistoryServerConfig
     spark: SparkConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
-    external_host: str
+    layer: Layer
     endpoint: S3Endpoint
-    depends_on: list[pulumi.Resource]
+    # The Secret holding Spark's S3 key, which the pod reads its credentials from.
+    credentials: pulumi.Resource
 
 
-class SparkHistoryServer(pulumi.ComponentResource):
+class SparkHistoryServer(LayerComponent):
     url: pulumi.Output[str]
     external_url: pulumi.Output[str]
-    event_log_dir: str
-    claim: Optional[str]
+    event_log_dir: pulumi.Output[str]
 
     def __init__(self, name: str, args: SparkHistoryServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:batch:SparkHistoryServer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
-        for manifest in manifests(args.config, args.spark, args.namespace_name, args.layer, args.endpoint):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, child)
-        self.event_log_dir = spark.event_log_dir(args.config.event_log_dir)
-        self.claim = None if args.config.event_log_dir is not None else CLAIM
-        self.url = pulumi.Output.from_input(f"http://{APP}.{args.namespace_name}.svc.cluster.local:{PORT}")
-        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
-        self.register_outputs({"url": self.url, "external_url": self.external_url})
+        layer = args.layer
+        super().__init__("datapipe:batch:SparkHistoryServer", name, layer, opts)
+        self._create(manifests(args.config, args.spark, layer.namespace, layer.name, args.endpoint),
+                     depends_on=[args.credentials])
+        self.event_log_dir = pulumi.Output.from_input(spark.event_log_dir(args.config.event_log_dir))
+        self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
+        self.external_url = pulumi.Output.from_input(layer.external_url(args.config.host_port))
+        self.register_outputs({"url": self.url, "external_url": self.external_url,
+                               "event_log_dir": self.event_log_dir})
+
+
+def event_log_claim(config: HistoryServerConfig) -> Optional[str]:
+    """The PVC jobs write their event logs to, or None when the logs go to s3a."""
+    return None if config.event_log_dir is not None else CLAIM

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components import kube
 from components.batch import dbt, history_server, memory, spark, spark_operator
 from components.batch.config import BatchConfig
 from components.batch.dbt import DbtRunner, DbtRunnerArgs, DbtTarget
@@ -18,9 +16,10 @@ from components.batch.history_server import SparkHistoryServer, SparkHistoryServ
 from components.batch.memory import DRIVER_SERVICE_ACCOUNT, EXECUTOR_SERVICE_ACCOUNT, LAYER
 from components.batch.spark_operator import SparkOperator, SparkOperatorArgs
 from components.cloud import object_store
-from components.cloud.access import LakeStorage, S3Endpoint
+from components.cloud.access import LakeStorage
 from components.cloud.config import ObjectStoreConfig
 from components.cloud.object_store import ObjectStore, ObjectStoreArgs
+from components.layer_component import MovedFrom
 from components.layer_namespace import ExternalEgress, Flow, LayerNamespace, LayerNamespaceArgs, RolePolicy
 
 DRIVER, EXECUTOR = spark.DRIVER_APP, spark.EXECUTOR_APP
@@ -82,102 +81,87 @@ class BatchLayerArgs:
     # The buckets on AWS, or None to run the in-cluster object store configured below.
     storage: Optional[LakeStorage]
     object_store: Optional[ObjectStoreConfig]
-    # The dbt profile's target and the dbt user's private key, or None to run no dbt.
-    dbt_target: Optional[pulumi.Output[DbtTarget]] = None
-    dbt_private_key: Optional[pulumi.Input[str]] = None
+    # The dbt runner's Snowflake target and private key, or None to run no dbt.
+    dbt: Optional[DbtAccess] = None
+
+
+@dataclass(frozen=True)
+class DbtAccess:
+    target: pulumi.Output[DbtTarget]
+    private_key: pulumi.Input[str]
 
 
 class BatchLayer(pulumi.ComponentResource):
     endpoints: pulumi.Output[dict]
+    memory: pulumi.Output[dict]
+    # The buckets and each client's key (AWS's, or the in-cluster store's): the ingestion layer's input.
     storage: LakeStorage
 
     def __init__(self, name: str, args: BatchLayerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datapipe:batch:BatchLayer", name, None, opts)
         cfg = args.config
-        ns_name = cfg.namespace
         child = pulumi.ResourceOptions(parent=self)
-        in_cluster_store = args.object_store is not None
         history_on_s3 = cfg.history_server.event_log_dir is not None
-        dbt_enabled = args.dbt_target is not None
+        in_cluster_store = args.object_store is not None
+        if in_cluster_store == (args.storage is not None):
+            raise ValueError("BatchLayerArgs: give either the AWS buckets (storage) or an object_store config")
         self.namespace = LayerNamespace(f"{name}-namespace", LayerNamespaceArgs(
-            namespace=ns_name, layer=LAYER,
+            namespace=cfg.namespace, layer=LAYER, external_host=cfg.external_host,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
             service_accounts=[DRIVER_SERVICE_ACCOUNT, EXECUTOR_SERVICE_ACCOUNT, HISTORY, DBT]
             + ([STORE] if in_cluster_store else []),
             flows=flows(in_cluster_store, history_on_s3),
-            external_egress=external_egress(in_cluster_store, history_on_s3, dbt_enabled),
+            external_egress=external_egress(in_cluster_store, history_on_s3, args.dbt is not None),
             host_cidrs=cfg.host_access_cidrs,
             api_roles=[RolePolicy(DRIVER_SERVICE_ACCOUNT, driver_rules())],
         ), child)
-        ns = self.namespace.name
+        layer = self.namespace.layer
 
+        object_store_url = None
+        storage = args.storage
         if args.object_store is not None:
-            self.object_store = ObjectStore(f"{name}-object-store", ObjectStoreArgs(
-                config=args.object_store, namespace=ns, namespace_name=ns_name, layer=LAYER), child)
-            storage = self.object_store.storage
-        else:
-            assert args.storage is not None, "the buckets live on AWS or in the object store"
-            storage = args.storage
+            store = ObjectStore(f"{name}-object-store", ObjectStoreArgs(config=args.object_store, layer=layer), child)
+            storage, object_store_url = store.storage, store.in_cluster_url
         self.storage = storage
-        endpoint: S3Endpoint = storage.spark.endpoint
 
-        # Spark's key, for drivers, executors and the History Server (env from this Secret).
-        credentials = kube.create(name, kube.opaque_secret(
-            kube.metadata(spark.CREDENTIALS_SECRET, ns, DRIVER, LAYER),
-            {spark.ACCESS_KEY_ID: pulumi.Output.secret(storage.spark.access_key_id),
-             spark.SECRET_ACCESS_KEY: pulumi.Output.secret(storage.spark.secret_access_key)},
-        ), child)
+        # These resources were the layer's own children before the profile and the job had components.
+        moved = MovedFrom(prefix=name, parent=self)
+        history_claim = history_server.event_log_claim(cfg.history_server)
+        event_log_dir = spark.event_log_dir(cfg.history_server.event_log_dir)
+        profile = spark.SparkProfile(f"{name}-spark-profile", spark.SparkProfileArgs(
+            config=cfg.spark, layer=layer, storage=storage, event_log_dir=event_log_dir,
+            history_claim=history_claim, driver_service_account=DRIVER_SERVICE_ACCOUNT), child, moved)
 
-        self.operator: Optional[SparkOperator] = None
+        operator = None
         if cfg.spark_operator.enabled:
-            self.operator = SparkOperator(f"{name}-spark-operator", SparkOperatorArgs(
-                config=cfg.spark_operator, namespace=ns, namespace_name=ns_name, layer=LAYER,
-                driver_service_account=DRIVER_SERVICE_ACCOUNT), child)
+            operator = SparkOperator(f"{name}-spark-operator", SparkOperatorArgs(
+                config=cfg.spark_operator, layer=layer, driver_service_account=DRIVER_SERVICE_ACCOUNT), child)
 
-        self.history = SparkHistoryServer(f"{name}-spark-history", SparkHistoryServerArgs(
-            config=cfg.history_server, spark=cfg.spark, namespace=ns, namespace_name=ns_name, layer=LAYER,
-            external_host=cfg.external_host, endpoint=endpoint, depends_on=[credentials]), child)
+        history = SparkHistoryServer(f"{name}-spark-history", SparkHistoryServerArgs(
+            config=cfg.history_server, spark=cfg.spark, layer=layer, endpoint=storage.spark.endpoint,
+            credentials=profile.credentials), child)
 
-        event_logs = self.history.event_log_dir
-        conf = pulumi.Output.from_input(storage.lake_bucket).apply(
-            lambda bucket: spark.spark_conf(cfg.spark, bucket, endpoint, event_logs))
-        defaults = conf.apply(lambda c: spark.defaults_text(cfg.spark, c, ns_name, DRIVER_SERVICE_ACCOUNT,
-                                                            self.history.claim))
-        for manifest in spark.manifests(cfg.spark, ns_name, LAYER, defaults):
-            manifest["metadata"]["namespace"] = ns
-            kube.create(name, manifest, child)
+        # BatchConfig refuses a smoke job without the operator, whose CRDs the job needs.
+        if cfg.spark.smoke_job.enabled and operator is not None:
+            spark.SparkSmokeJob(f"{name}-spark-smoke-job", spark.SparkSmokeJobArgs(
+                config=cfg.spark, layer=layer, profile=profile, operator_chart=operator.chart, history=history,
+                history_claim=history_claim, history_app=HISTORY, driver_service_account=DRIVER_SERVICE_ACCOUNT,
+                executor_service_account=EXECUTOR_SERVICE_ACCOUNT), child, moved)
 
-        if cfg.spark.smoke_job.enabled:
-            assert self.operator is not None  # BatchConfig rejects a smoke job without the operator
-            app = spark.spark_application(cfg.spark, ns_name, LAYER, conf, EXECUTOR_SERVICE_ACCOUNT,
-                                          DRIVER_SERVICE_ACCOUNT, self.history.claim, HISTORY)
-            app["metadata"]["namespace"] = ns
-            # The chart's CRDs must exist before the SparkApplication; the History Server's
-            # volume and Spark's credentials before its pods.
-            k8s.apiextensions.CustomResource(
-                kube.resource_name(name, app), api_version=app["apiVersion"], kind=app["kind"],
-                metadata=app["metadata"], spec=app["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator.chart, credentials, self.history]))
-
-        if args.dbt_target is not None:
-            assert args.dbt_private_key is not None
+        if args.dbt is not None:
             DbtRunner(f"{name}-dbt", DbtRunnerArgs(
-                config=cfg.dbt, namespace=ns, namespace_name=ns_name, layer=LAYER, target=args.dbt_target,
-                private_key=args.dbt_private_key), child)
+                config=cfg.dbt, layer=layer, target=args.dbt.target, private_key=args.dbt.private_key), child)
 
-        host = cfg.external_host
         self.endpoints = pulumi.Output.from_input({
-            "sparkHistory": self.history.external_url,
-            "sparkHistoryInCluster": self.history.url,
-            "sparkUi": f"http://{host}:{cfg.spark.ui_host_port}",
-            "sparkDefaultsConfigMap": spark.DEFAULTS_CONFIG_MAP,
-            "sparkEventLogDir": event_logs,
-            "objectStoreInCluster": self.object_store.in_cluster_url if in_cluster_store else None,
+            "sparkHistory": history.external_url,
+            "sparkHistoryInCluster": history.url,
+            "sparkUi": layer.external_url(cfg.spark.ui_host_port),
+            "sparkDefaultsConfigMap": profile.defaults_config_map,
+            "sparkEventLogDir": history.event_log_dir,
+            "objectStoreInCluster": object_store_url,
         })
-        allocation = memory.memory_allocation_mib(cfg, args.object_store, dbt_enabled)
-        if self.operator is not None:
-            # The same chart values the operator got: its pods are counted, not re-declared.
-            assert {p.name: p.replicas * p.memory_mib for p in self.operator.pods}.items() <= allocation.items()
-        self.memory = {"limitsMib": sum(allocation.values()), "budgetMib": cfg.memory_budget_mib,
-                       "byServiceMib": allocation}
-        self.register_outputs({"endpoints": self.endpoints, "memory": self.memory})
+        allocation = memory.memory_allocation_mib(cfg, args.object_store, args.dbt is not None)
+        self.memory = pulumi.Output.from_input({"limitsMib": sum(allocation.values()),
+                                                "budgetMib": cfg.memory_budget_mib, "byServiceMib": allocation})
+        self.register_outputs({"endpoints": self.endpoints, "memory": self.memory,
+                               "rawBucket": storage.raw_bucket, "lakeBucket": storage.lake_bucket})

@@ -7,11 +7,15 @@ here and only written into the SparkApplication when configured."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
+
+import pulumi
 
 from components import kube
 from components.batch.config import SparkConfig, SparkRoleConfig
-from components.cloud.access import S3Endpoint
+from components.cloud.access import LakeStorage, S3Endpoint
+from components.layer_component import Layer, LayerComponent, MovedFrom
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 DRIVER_APP = "spark-driver"
@@ -109,10 +113,11 @@ def _role_spec(role: SparkRoleConfig, app: str, service_account: str, layer: str
     return spec
 
 
-def spark_application(config: SparkConfig, namespace: str, layer: str, conf: dict[str, str],
+def spark_application(config: SparkConfig, namespace: str, layer: str, conf: Any,
                       executor_service_account: str, driver_service_account: str,
                       history_claim: Optional[str], history_app: str) -> dict[str, Any]:
-    """The smoke job on the default profile. `history_claim` is the event-log PVC, if logs go there."""
+    """The smoke job on the default profile. `conf` is the profile's Spark configuration (a dict,
+    or an Output of one); `history_claim` is the event-log PVC, if logs go there."""
     smoke = config.smoke_job
     driver = _role_spec(config.driver, DRIVER_APP, driver_service_account, layer)
     executor = {**_role_spec(config.executor, EXECUTOR_APP, executor_service_account, layer),
@@ -182,3 +187,70 @@ def manifests(config: SparkConfig, namespace: str, layer: str, defaults: Any) ->
         # The budget holds one default-profile job at a time, so one driver answers here.
         kube.node_port_service(meta(UI_SERVICE), kube.selector(DRIVER_APP), "ui", UI_PORT, config.ui_node_port),
     ]
+
+
+@dataclass
+class SparkProfileArgs:
+    config: SparkConfig
+    layer: Layer
+    # The lake bucket and Spark's own key (AWS's buckets, or the in-cluster store's).
+    storage: LakeStorage
+    event_log_dir: str
+    # The History Server's event-log PVC the driver mounts, or None when the logs go to s3a.
+    history_claim: Optional[str]
+    driver_service_account: str
+
+
+class SparkProfile(LayerComponent):
+    """The default job profile: Spark's S3 key as a Secret, spark-defaults for spark-submit, and
+    the Spark UI NodePort. `conf` is the profile's Spark configuration, for jobs built on it."""
+
+    credentials: pulumi.Resource
+    conf: pulumi.Output[dict]
+    defaults_config_map: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SparkProfileArgs, opts: Optional[pulumi.ResourceOptions] = None,
+                 moved_from: Optional[MovedFrom] = None):
+        layer, cfg, storage = args.layer, args.config, args.storage
+        super().__init__("datapipe:batch:SparkProfile", name, layer, opts, moved_from)
+        endpoint = storage.spark.endpoint
+        self.credentials = self._secret(CREDENTIALS_SECRET, DRIVER_APP, {
+            ACCESS_KEY_ID: pulumi.Output.secret(storage.spark.access_key_id),
+            SECRET_ACCESS_KEY: pulumi.Output.secret(storage.spark.secret_access_key),
+        })
+        self.conf = pulumi.Output.from_input(storage.lake_bucket).apply(
+            lambda bucket: spark_conf(cfg, bucket, endpoint, args.event_log_dir))
+        defaults = self.conf.apply(lambda c: defaults_text(cfg, c, layer.namespace, args.driver_service_account,
+                                                           args.history_claim))
+        self._create(manifests(cfg, layer.namespace, layer.name, defaults))
+        self.defaults_config_map = pulumi.Output.from_input(DEFAULTS_CONFIG_MAP)
+        self.register_outputs({"conf": self.conf, "defaults_config_map": self.defaults_config_map})
+
+
+@dataclass
+class SparkSmokeJobArgs:
+    config: SparkConfig
+    layer: Layer
+    profile: SparkProfile
+    # The operator's chart: its CRDs must exist before the SparkApplication.
+    operator_chart: pulumi.Resource
+    # The History Server: its event-log volume must exist before the driver mounts it.
+    history: pulumi.Resource
+    history_claim: Optional[str]
+    history_app: str
+    driver_service_account: str
+    executor_service_account: str
+
+
+class SparkSmokeJob(LayerComponent):
+    """The product description's validation job: SparkPi, as a SparkApplication on the default profile."""
+
+    def __init__(self, name: str, args: SparkSmokeJobArgs, opts: Optional[pulumi.ResourceOptions] = None,
+                 moved_from: Optional[MovedFrom] = None):
+        layer = args.layer
+        super().__init__("datapipe:batch:SparkSmokeJob", name, layer, opts, moved_from)
+        app = spark_application(args.config, layer.namespace, layer.name, args.profile.conf,
+                                args.executor_service_account, args.driver_service_account, args.history_claim,
+                                args.history_app)
+        self._create([app], depends_on=[args.operator_chart, args.profile.credentials, args.history])
+        self.register_outputs({})

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import kube
 from components.batch.config import SparkOperatorConfig
+from components.layer_component import Layer, LayerComponent
 from components.quantities import parse_mib
 
 APP = "spark-operator"
@@ -87,6 +87,8 @@ def operator_pods(values: dict[str, Any]) -> list[OperatorPod]:
 
 def chart_source(config: SparkOperatorConfig) -> dict[str, Any]:
     """Chart arguments: the pinned chart from its repository, or a local chart (air-gapped/render)."""
+    import pulumi_kubernetes as k8s  # not at module level: the memory accounting imports this module
+
     if config.chart_path is not None:
         return {"chart": config.chart_path}
     return {"chart": config.chart, "version": config.version,
@@ -96,25 +98,24 @@ def chart_source(config: SparkOperatorConfig) -> dict[str, Any]:
 @dataclass
 class SparkOperatorArgs:
     config: SparkOperatorConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
+    layer: Layer
     driver_service_account: str
 
 
-class SparkOperator(pulumi.ComponentResource):
+class SparkOperator(LayerComponent):
     """Depend on `chart` before creating SparkApplications: its CRDs must exist first."""
 
     def __init__(self, name: str, args: SparkOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:batch:SparkOperator", name, None, opts)
-        self.values = operator_values(args.config, args.namespace_name, args.driver_service_account, args.layer)
-        self.pods = operator_pods(self.values)
+        import pulumi_kubernetes as k8s
+
+        layer = args.layer
+        super().__init__("datapipe:batch:SparkOperator", name, layer, opts)
         self.chart = k8s.helm.v4.Chart(
             f"{name}-chart",
             name=RELEASE,
-            namespace=args.namespace,
-            values=self.values,
+            namespace=layer.namespace,
+            values=operator_values(args.config, layer.namespace, args.driver_service_account, layer.name),
             **chart_source(args.config),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._options(),
         )
         self.register_outputs({})

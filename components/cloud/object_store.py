@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
-import pulumi_random as random
 
 from components import kube
 from components.cloud.access import LakeStorage, S3Client, S3Endpoint
 from components.cloud.config import ObjectStoreConfig
+from components.layer_component import Layer, LayerComponent
 
 APP = "object-store"
 S3_PORT = 8333
@@ -125,43 +125,34 @@ def in_cluster_endpoint(namespace: str) -> str:
 @dataclass
 class ObjectStoreArgs:
     config: ObjectStoreConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
+    layer: Layer
 
 
-class ObjectStore(pulumi.ComponentResource):
+class ObjectStore(LayerComponent):
     storage: LakeStorage
+    in_cluster_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ObjectStoreArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:cloud:ObjectStore", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        layer, cfg = args.layer, args.config
+        super().__init__("datapipe:cloud:ObjectStore", name, layer, opts)
 
         def key_pair(client: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-            # Shaped like AWS keys (20 upper-case/digit id, 40 character secret) so clients accept them.
-            key_id = random.RandomPassword(f"{name}-{client}-access-key-id", length=20, special=False,
-                                           lower=False, opts=child)
-            secret = random.RandomPassword(f"{name}-{client}-secret-access-key", length=40, special=False,
-                                           opts=child)
-            return pulumi.Output.secret(key_id.result), pulumi.Output.secret(secret.result)
+            return (self._generated_secret(f"{client}-access-key-id", length=20, lower=False),
+                    self._generated_secret(f"{client}-secret-access-key", length=40))
 
         sink_key, spark_key = key_pair("sink"), key_pair("spark")
-        cfg = args.config
         document = pulumi.Output.all(*sink_key, *spark_key).apply(
             lambda k: json.dumps(identities(cfg, (k[0], k[1]), (k[2], k[3])), indent=2))
-        secret = kube.create(name, kube.opaque_secret(
-            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
-            {"s3.json": pulumi.Output.secret(document)},
-        ), child)
-        for manifest in manifests(cfg, args.namespace_name, args.layer):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+        secret = self._secret(SECRET_NAME, APP, {"s3.json": document})
+        self._create(manifests(cfg, layer.namespace, layer.name), depends_on=[secret])
 
+        url = in_cluster_endpoint(layer.namespace)
         self.storage = LakeStorage(
             raw_bucket=pulumi.Output.from_input(cfg.raw_bucket),
             lake_bucket=pulumi.Output.from_input(cfg.lake_bucket),
             sink=S3Client(S3Endpoint(cfg.region, cfg.ingestion_endpoint), *sink_key),
-            spark=S3Client(S3Endpoint(cfg.region, in_cluster_endpoint(args.namespace_name)), *spark_key),
+            spark=S3Client(S3Endpoint(cfg.region, url), *spark_key),
         )
-        self.in_cluster_url = in_cluster_endpoint(args.namespace_name)
-        self.register_outputs({"raw_bucket": cfg.raw_bucket, "lake_bucket": cfg.lake_bucket})
+        self.in_cluster_url = pulumi.Output.from_input(url)
+        self.register_outputs({"raw_bucket": self.storage.raw_bucket, "lake_bucket": self.storage.lake_bucket,
+                               "in_cluster_url": self.in_cluster_url})

@@ -154,7 +154,7 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
             snowflake.GrantAccountRole(f"{name}-role-{key}-to-sysadmin", role_name=role.name,
                                        parent_role_name="SYSADMIN", opts=child)
 
-        stage = self._stage(name, args, database, schemas["RAW"]) if args.raw is not None else None
+        stage = self._stage(name, args, args.raw, database, schemas["RAW"]) if args.raw is not None else None
         for grant in role_grants(with_stage=stage is not None):
             snowflake.GrantPrivilegesToAccountRole(
                 f"{name}-grant-{grant.key}", account_role_name=roles[grant.role].name,
@@ -180,10 +180,8 @@ class SnowflakeWarehouse(pulumi.ComponentResource):
         self.register_outputs({"database": self.database, "schemas": self.schemas, "warehouse": self.warehouse,
                                "stage": self.stage})
 
-    def _stage(self, name: str, args: SnowflakeWarehouseArgs, database: snowflake.Database,
+    def _stage(self, name: str, args: SnowflakeWarehouseArgs, raw: RawBucketLink, database: snowflake.Database,
                raw_schema: snowflake.Schema) -> snowflake.StageExternalS3:
-        raw = args.raw
-        assert raw is not None
         on_aws = pulumi.ResourceOptions(parent=self, provider=raw.aws_provider)
         invoke = pulumi.InvokeOutputOptions(provider=raw.aws_provider, parent=self)
         account_id = aws.get_caller_identity_output(opts=invoke).account_id

@@ -12,6 +12,7 @@ import pulumi
 
 from components import kube
 from components.ingestion.config import KafkaConfig, TopicsConfig
+from components.layer_component import Layer, LayerComponent
 
 APP = "kafka"
 HEADLESS = "kafka-headless"
@@ -190,27 +191,21 @@ def bootstrap_servers(namespace: str) -> str:
 class KafkaClusterArgs:
     config: KafkaConfig
     topics: TopicsConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
-    external_host: str
+    layer: Layer
     cluster_id: str
 
 
-class KafkaCluster(pulumi.ComponentResource):
+class KafkaCluster(LayerComponent):
     bootstrap_servers: pulumi.Output[str]
     external_bootstrap_servers: pulumi.Output[str]
-    cluster_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: KafkaClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:ingestion:KafkaCluster", name, None, opts)
-        for manifest in manifests(args.config, args.topics, args.namespace_name, args.layer,
-                                  args.external_host, args.cluster_id):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self))
-        self.bootstrap_servers = pulumi.Output.from_input(bootstrap_servers(args.namespace_name))
+        layer = args.layer
+        super().__init__("datapipe:ingestion:KafkaCluster", name, layer, opts)
+        self._create(manifests(args.config, args.topics, layer.namespace, layer.name, layer.external_host,
+                               args.cluster_id))
+        self.bootstrap_servers = pulumi.Output.from_input(bootstrap_servers(layer.namespace))
         self.external_bootstrap_servers = pulumi.Output.from_input(
-            f"{args.external_host}:{args.config.bootstrap_host_port}")
-        self.cluster_id = pulumi.Output.from_input(args.cluster_id)
+            f"{layer.external_host}:{args.config.bootstrap_host_port}")
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers,
                                "external_bootstrap_servers": self.external_bootstrap_servers})

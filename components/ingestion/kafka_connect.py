@@ -23,6 +23,7 @@ from components.ingestion import connectors, topics as topic_decl
 from components.cloud.access import S3Client
 from components.ingestion.config import (KafkaConnectConfig, PostgresConfig, ResolvedS3Sink, S3SinkConfig,
                                         TopicsConfig)
+from components.layer_component import Layer, LayerComponent
 
 APP = "kafka-connect"
 PORT = 8083
@@ -198,10 +199,7 @@ class KafkaConnectArgs:
     postgres: PostgresConfig
     topics: TopicsConfig
     sink: S3SinkConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
-    external_host: str
+    layer: Layer
     bootstrap_servers: pulumi.Input[str]
     registry_url: pulumi.Input[str]
     registry_user: pulumi.Input[str]
@@ -214,21 +212,21 @@ class KafkaConnectArgs:
     s3: S3Client
 
 
-class KafkaConnect(pulumi.ComponentResource):
+class KafkaConnect(LayerComponent):
     url: pulumi.Output[str]
     external_url: pulumi.Output[str]
     connector_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:ingestion:KafkaConnect", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        secret = kube.create(name, kube.opaque_secret(kube.metadata(SECRET_NAME, args.namespace, APP, args.layer), {
+        layer = args.layer
+        super().__init__("datapipe:ingestion:KafkaConnect", name, layer, opts)
+        secret = self._secret(SECRET_NAME, APP, {
             connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
             connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
                 pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
             connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
             connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
-        }), child)
+        })
         rf = args.topics.replication_factor
         env = pulumi.Output.from_input(args.bootstrap_servers).apply(lambda b: container_env(args.config, b, rf))
         endpoint = args.s3.endpoint
@@ -236,12 +234,10 @@ class KafkaConnect(pulumi.ComponentResource):
             lambda v: connector_files(args.postgres, args.topics,
                                       args.sink.resolve(v[3], endpoint.region, endpoint.url), v[0], v[1], v[2]))
         digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
-        for manifest in manifests(args.config, args.topics, args.namespace_name, args.layer, env,
-                                  args.bootstrap_servers, files, digest):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
-        self.url = pulumi.Output.from_input(f"http://{APP}.{args.namespace_name}.svc.cluster.local:{PORT}")
-        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
+        self._create(manifests(args.config, args.topics, layer.namespace, layer.name, env,
+                               args.bootstrap_servers, files, digest), depends_on=[secret])
+        self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
+        self.external_url = pulumi.Output.from_input(layer.external_url(args.config.host_port))
         self.connector_names = pulumi.Output.from_input([connectors.SOURCE_NAME, connectors.SINK_NAME])
         self.register_outputs({"url": self.url, "external_url": self.external_url,
                                "connector_names": self.connector_names})

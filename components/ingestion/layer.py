@@ -57,32 +57,29 @@ class IngestionLayerArgs:
 class IngestionLayer(pulumi.ComponentResource):
     endpoints: pulumi.Output[dict]
     credentials: pulumi.Output[dict]
+    memory: pulumi.Output[dict]
 
     def __init__(self, name: str, args: IngestionLayerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("datapipe:ingestion:IngestionLayer", name, None, opts)
         cfg = args.config
-        ns_name = cfg.namespace
         child = pulumi.ResourceOptions(parent=self)
         self.namespace = LayerNamespace(f"{name}-namespace", LayerNamespaceArgs(
-            namespace=ns_name, layer=LAYER,
+            namespace=cfg.namespace, layer=LAYER, external_host=cfg.external_host,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
             service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT],
             flows=flows(), external_egress=external_egress(args.s3.endpoint), host_cidrs=cfg.host_access_cidrs,
         ), child)
-        ns = self.namespace.name
+        layer = self.namespace.layer
 
         self.postgres = PostgresCdc(f"{name}-postgres", PostgresCdcArgs(
-            config=cfg.postgres, topics=cfg.topics, namespace=ns, namespace_name=ns_name, layer=LAYER), child)
+            config=cfg.postgres, topics=cfg.topics, layer=layer), child)
         self.kafka = KafkaCluster(f"{name}-kafka", KafkaClusterArgs(
-            config=cfg.kafka, topics=cfg.topics, namespace=ns, namespace_name=ns_name, layer=LAYER,
-            external_host=cfg.external_host, cluster_id=args.kafka_cluster_id), child)
+            config=cfg.kafka, topics=cfg.topics, layer=layer, cluster_id=args.kafka_cluster_id), child)
         self.schema_registry = SchemaRegistry(f"{name}-schema-registry", SchemaRegistryArgs(
-            config=cfg.schema_registry, namespace=ns, namespace_name=ns_name, layer=LAYER,
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            replication_factor=cfg.topics.replication_factor, external_host=cfg.external_host), child)
+            config=cfg.schema_registry, layer=layer, bootstrap_servers=self.kafka.bootstrap_servers,
+            replication_factor=cfg.topics.replication_factor), child)
         self.kafka_connect = KafkaConnect(f"{name}-kafka-connect", KafkaConnectArgs(
-            config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink,
-            namespace=ns, namespace_name=ns_name, layer=LAYER, external_host=cfg.external_host,
+            config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink, layer=layer,
             bootstrap_servers=self.kafka.bootstrap_servers,
             registry_url=self.schema_registry.url,
             registry_user=self.schema_registry.client_user,
@@ -113,6 +110,6 @@ class IngestionLayer(pulumi.ComponentResource):
             "schemaRegistryPassword": self.schema_registry.admin_password,
         })
         allocation = cfg.memory_allocation_mib()
-        self.memory = {"limitsMib": sum(allocation.values()), "budgetMib": cfg.memory_budget_mib,
-                       "byServiceMib": allocation}
+        self.memory = pulumi.Output.from_input({"limitsMib": sum(allocation.values()),
+                                                "budgetMib": cfg.memory_budget_mib, "byServiceMib": allocation})
         self.register_outputs({"endpoints": self.endpoints, "credentials": self.credentials, "memory": self.memory})

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
-import pulumi_random as random
 
 from components import kube
 from components.ingestion.config import PostgresConfig, TopicsConfig
+from components.layer_component import Layer, LayerComponent
 
 APP = "postgres"
 PORT = 5432
@@ -194,12 +194,10 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
 class PostgresCdcArgs:
     config: PostgresConfig
     topics: TopicsConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str  # plain name, for in-cluster DNS names
-    layer: str
+    layer: Layer
 
 
-class PostgresCdc(pulumi.ComponentResource):
+class PostgresCdc(LayerComponent):
     host: pulumi.Output[str]
     port: pulumi.Output[int]
     database: pulumi.Output[str]
@@ -208,24 +206,18 @@ class PostgresCdc(pulumi.ComponentResource):
     admin_password: pulumi.Output[str]
 
     def __init__(self, name: str, args: PostgresCdcArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:ingestion:PostgresCdc", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        admin = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
-        cdc = random.RandomPassword(f"{name}-cdc-password", length=32, special=False, opts=child)
-        cfg = args.config
-        secret = kube.create(name, kube.opaque_secret(
-            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
-            {"admin-password": admin.result, "cdc-password": cdc.result, "cdc-user": cfg.cdc_user},
-        ), child)
-        for manifest in manifests(cfg, args.topics.tables, args.namespace_name, args.layer):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
+        layer, cfg = args.layer, args.config
+        super().__init__("datapipe:ingestion:PostgresCdc", name, layer, opts)
+        self.admin_password = self._generated_secret("admin-password")
+        self.cdc_password = self._generated_secret("cdc-password")
+        secret = self._secret(SECRET_NAME, APP, {"admin-password": self.admin_password,
+                                                 "cdc-password": self.cdc_password, "cdc-user": cfg.cdc_user})
+        self._create(manifests(cfg, args.topics.tables, layer.namespace, layer.name), depends_on=[secret])
 
-        self.host = pulumi.Output.from_input(host(args.namespace_name))
+        self.host = pulumi.Output.from_input(host(layer.namespace))
         self.port = pulumi.Output.from_input(PORT)
         self.database = pulumi.Output.from_input(cfg.database)
         self.cdc_user = pulumi.Output.from_input(cfg.cdc_user)
-        self.cdc_password = pulumi.Output.secret(cdc.result)
-        self.admin_password = pulumi.Output.secret(admin.result)
         self.register_outputs({"host": self.host, "port": self.port, "database": self.database,
-                               "cdc_user": self.cdc_user, "cdc_password": self.cdc_password})
+                               "cdc_user": self.cdc_user, "cdc_password": self.cdc_password,
+                               "admin_password": self.admin_password})

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
-import pulumi_random as random
 
 from components import kube
 from components.ingestion.config import SchemaRegistryConfig
+from components.layer_component import Layer, LayerComponent
 
 APP = "schema-registry"
 PORT = 8081
@@ -106,15 +106,12 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
 @dataclass
 class SchemaRegistryArgs:
     config: SchemaRegistryConfig
-    namespace: pulumi.Input[str]
-    namespace_name: str
-    layer: str
+    layer: Layer
     bootstrap_servers: pulumi.Input[str]
     replication_factor: int
-    external_host: str
 
 
-class SchemaRegistry(pulumi.ComponentResource):
+class SchemaRegistry(LayerComponent):
     url: pulumi.Output[str]
     external_url: pulumi.Output[str]
     admin_user: pulumi.Output[str]
@@ -123,26 +120,21 @@ class SchemaRegistry(pulumi.ComponentResource):
     client_password: pulumi.Output[str]
 
     def __init__(self, name: str, args: SchemaRegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("datapipe:ingestion:SchemaRegistry", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        admin = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
-        client = random.RandomPassword(f"{name}-client-password", length=32, special=False, opts=child)
-        passwords = pulumi.Output.all(admin.result, client.result).apply(
+        layer = args.layer
+        super().__init__("datapipe:ingestion:SchemaRegistry", name, layer, opts)
+        self.admin_password = self._generated_secret("admin-password")
+        self.client_password = self._generated_secret("client-password")
+        passwords = pulumi.Output.all(self.admin_password, self.client_password).apply(
             lambda p: password_line(ADMIN_USER, p[0], "admin") + password_line(CLIENT_USER, p[1], "developer")
         )
-        secret = kube.create(name, kube.opaque_secret(
-            kube.metadata(SECRET_NAME, args.namespace, APP, args.layer),
-            {"passwords.properties": pulumi.Output.secret(passwords)},
-        ), child)
+        secret = self._secret(SECRET_NAME, APP, {"passwords.properties": passwords})
         env = pulumi.Output.from_input(args.bootstrap_servers).apply(
             lambda bootstrap: container_env(args.config, bootstrap, args.replication_factor))
-        for manifest in manifests(args.config, args.namespace_name, args.layer, env):
-            manifest["metadata"]["namespace"] = args.namespace
-            kube.create(name, manifest, pulumi.ResourceOptions(parent=self, depends_on=[secret]))
-        self.url = pulumi.Output.from_input(url(args.namespace_name))
-        self.external_url = pulumi.Output.from_input(f"http://{args.external_host}:{args.config.host_port}")
+        self._create(manifests(args.config, layer.namespace, layer.name, env), depends_on=[secret])
+        self.url = pulumi.Output.from_input(url(layer.namespace))
+        self.external_url = pulumi.Output.from_input(layer.external_url(args.config.host_port))
         self.admin_user = pulumi.Output.from_input(ADMIN_USER)
-        self.admin_password = pulumi.Output.secret(admin.result)
         self.client_user = pulumi.Output.from_input(CLIENT_USER)
-        self.client_password = pulumi.Output.secret(client.result)
-        self.register_outputs({"url": self.url, "external_url": self.external_url})
+        self.register_outputs({"url": self.url, "external_url": self.external_url, "admin_user": self.admin_user,
+                               "admin_password": self.admin_password, "client_user": self.client_user,
+                               "client_password": self.client_password})

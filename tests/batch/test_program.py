@@ -44,7 +44,8 @@ def test_registers_the_batch_components(batch):
     components = Counter(r.type for r in batch.resources if r.type.startswith("datapipe:"))
     assert components == Counter({
         "datapipe:batch:BatchLayer": 1, "datapipe:platform:LayerNamespace": 1, "datapipe:batch:SparkOperator": 1,
-        "datapipe:batch:SparkHistoryServer": 1, "datapipe:batch:DbtRunner": 1})
+        "datapipe:batch:SparkHistoryServer": 1, "datapipe:batch:DbtRunner": 1, "datapipe:batch:SparkProfile": 1,
+        "datapipe:batch:SparkSmokeJob": 1})
     kinds = Counter(r.kind for r in batch.resources if r.kind in ("Deployment", "CronJob", "SparkApplication",
                                                                   "Chart", "PersistentVolumeClaim"))
     assert kinds == Counter({"Deployment": 1, "CronJob": 1, "SparkApplication": 1, "Chart": 1,
@@ -264,3 +265,30 @@ def test_variant_manifests_pass_the_kubernetes_schema(config):
         kubernetes_validate.validate(manifest, "1.33.0", strict=True)
         validated += 1
     assert validated >= 25
+
+
+def test_spark_profile_and_smoke_job_keep_their_state_through_aliases(full):
+    """The profile's objects and the smoke job were the layer's own children before they had
+    components: each carries an alias to its old name and parent, so `up` moves it, not replaces it."""
+    (layer,) = full.by_type(LAYER_TYPE)
+    moved = {r.name: r for r in full.resources if r.type.startswith("kubernetes:")
+             and full.by_urn(r.parent).type in ("datapipe:batch:SparkProfile", "datapipe:batch:SparkSmokeJob")}
+    assert set(moved) == {"batch-spark-profile-secret-spark-s3-credentials",
+                          "batch-spark-profile-config-map-spark-defaults", "batch-spark-profile-service-spark-ui",
+                          "batch-spark-smoke-job-spark-application-spark-pi"}
+    for name, resource in moved.items():
+        old_name = name.replace("batch-spark-profile-", "batch-").replace("batch-spark-smoke-job-", "batch-")
+        assert resource.aliases == [{"spec": {"name": old_name, "parentUrn": layer.urn}}], name
+
+
+def test_every_workload_waits_for_the_guard_rails(full):
+    """Components receive the layer, not a namespace Output: ordering comes from depends_on, so
+    no pod can be admitted before the quota that charges it exists."""
+    for layer_type in (LAYER_TYPE, "datapipe:ingestion:IngestionLayer"):
+        program = Program(full.under(layer_type))
+        (quota,) = program.of_kind("ResourceQuota")
+        guarded = [r for r in program.resources if r.type.startswith("kubernetes:")
+                   and full.by_urn(r.parent).type != "datapipe:platform:LayerNamespace"]
+        assert len(guarded) > 10
+        for resource in guarded:
+            assert quota.urn in resource.dependencies, resource.name
