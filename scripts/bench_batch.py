@@ -1,4 +1,4 @@
-"""Benchmark (not a test): the batch layer's real services of rung 5 (tests/services/batch.py),
+"""Benchmark (not a test): the batch layer's real services (tests/services/batch.py),
 run with the builders' settings. `make bench`.
 
 Prints the object store's start-up, the smoke job's wall time (a fresh JVM, SparkSession and

@@ -1,5 +1,5 @@
 """Benchmark (not a test): how fast rows written to PostgreSQL arrive in Kafka through the real
-services of rung 5 (tests/services/services.py), run with the builders' settings. `make bench`.
+real services (tests/services/services.py), run with the builders' settings. `make bench`.
 
 Prints start-up times, then for a bulk insert (one transaction) and for single-row transactions:
 events/s from commit to the last event read, and the commit-to-read latency percentiles."""
@@ -38,7 +38,7 @@ def run(pipeline: Pipeline, reader: TopicReader, label: str, sql: str, rows: int
           f"{percentile(latencies, 0.95) * 1000:>8.0f}")
 
 
-pipeline = Pipeline().start(seed=lambda p: p.postgres.psql(
+pipeline = Pipeline().start(prepare=lambda p: p.postgres.psql(
     "INSERT INTO public.users (email, full_name) VALUES ('bench@example.com', 'Bench')"))
 try:
     print("start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in pipeline.timings.items()))

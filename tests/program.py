@@ -1,4 +1,4 @@
-"""Run the Pulumi program under mocks and record what it registers (rung 2 of the test ladder).
+"""Run the Pulumi program under mocks and record what it registers (no engine, no cluster: the fast tests of the whole program).
 
 Each run resets Pulumi's global runtime state, so tests can run the program many times with
 different config. Mocked outputs echo the inputs (camelCase, as the engine would)."""

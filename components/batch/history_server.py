@@ -1,5 +1,5 @@
 """The Spark History Server: there is no official chart, so it is the apache/spark image running
-`start-history-server.sh` in the foreground, reading the event logs jobs write (the seed's 5Gi PVC
+`start-history-server.sh` in the foreground, reading the event logs jobs write (the product description's 5Gi PVC
 by default, or an s3a:// location)."""
 
 from __future__ import annotations

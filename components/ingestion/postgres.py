@@ -19,7 +19,7 @@ ADMIN_USER = "postgres"
 HEARTBEAT_TABLE = "debezium_heartbeat"
 SECRET_NAME = "postgres-credentials"
 
-# The e-commerce schema of the seed. Keys everywhere: Debezium uses them as Kafka record keys.
+# The e-commerce schema of the product description. Keys everywhere: Debezium uses them as Kafka record keys.
 TABLE_DDL = {
     "users": """CREATE TABLE IF NOT EXISTS public.users (
     id          BIGSERIAL PRIMARY KEY,

@@ -4,7 +4,7 @@ from components.batch import memory
 from components.batch.config import BatchConfig
 from components.cloud.config import ObjectStoreConfig
 
-SEED = {
+PRODUCT_DESCRIPTION_SIZES = {
     "spark-operator-controller": 512,
     "spark-operator-webhook": 256,
     "spark-history-server": 1024,
@@ -14,9 +14,9 @@ SEED = {
 }
 
 
-def test_seed_allocation_fits_18gi():
+def test_product_description_sizes_fit_18gi():
     allocation = memory.memory_allocation_mib(BatchConfig(), None, dbt_enabled=True)
-    assert allocation == SEED
+    assert allocation == PRODUCT_DESCRIPTION_SIZES
     assert sum(allocation.values()) == 15282 <= 18 * 1024
 
 

@@ -32,7 +32,7 @@ def test_script_creates_and_updates_every_topic():
 
 # The script against a stand-in Kafka CLI that records its calls and answers --describe in the
 # format of Kafka 3.9 (a summary line per topic, indented per-partition lines); the real CLI runs it
-# at rung 5 (tests/services).
+# by the real-service tests (tests/services).
 FAKE_CLI = """#!/bin/sh
 echo "$(basename "$0") $*" >> "$CALLS"
 case "$*" in *--describe*) cat "$DESCRIBE" ;; esac

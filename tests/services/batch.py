@@ -1,4 +1,4 @@
-"""Rung 5 for the batch layer: the local stack's object store (SeaweedFS), Spark 3.5.6 in local
+"""Real services for the batch layer: the local stack's object store (SeaweedFS), Spark 3.5.6 in local
 mode and the Spark History Server, as scripts/services.sh provides them, fed the builders' output.
 
 What comes from the builders unchanged: the object store's start script and identities file

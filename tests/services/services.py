@@ -1,4 +1,4 @@
-"""Rung 5: the real services of the ingestion layer, on this machine, fed the builders' output.
+"""The real services of the ingestion layer, on this machine, fed the builders' output.
 
 PostgreSQL (Debian's 15; the image is 16.4), a 3-broker KRaft Kafka 3.9.1 and a Kafka Connect 3.9.1
 worker with Debezium 3.6.1.Final, all provisioned by scripts/services.sh from apt and Maven Central.
@@ -185,7 +185,7 @@ def localize_broker(props: dict[str, str], node_id: int, internal: list[int], co
                     external: list[int], log_dir: Path) -> dict[str, str]:
     """The builder's broker properties with host-local addresses. Every other key is unchanged."""
     for key in ("listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"):
-        assert key in props, f"broker_properties no longer sets {key}: update the rung-5 harness"
+        assert key in props, f"broker_properties no longer sets {key}: update this harness"
     return {
         **props,
         "listeners": f"INTERNAL://{HOST}:{internal[node_id]},CONTROLLER://{HOST}:{controller[node_id]},"
@@ -267,7 +267,7 @@ class Kafka:
 
 def localize_worker(props: dict[str, str], port: int, secrets_dir: Path) -> dict[str, str]:
     for key in ("listeners", "plugin.path", "config.providers.dir.param.allowed.paths"):
-        assert key in props, f"worker_properties no longer sets {key}: update the rung-5 harness"
+        assert key in props, f"worker_properties no longer sets {key}: update this harness"
     return {
         **props,
         "listeners": f"http://{HOST}:{port}",
@@ -360,7 +360,7 @@ class TopicReader:
     """A consumer of the CDC topics from the beginning, accumulating what it has read."""
 
     def __init__(self, bootstrap: str, topics: list[str]):
-        from confluent_kafka import Consumer  # only the rung-5 suite needs the client
+        from confluent_kafka import Consumer  # only the real-service tests need the client
 
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rung5-{uuid.uuid4()}",
                                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
@@ -408,10 +408,10 @@ class Pipeline:
         self.timings[name] = time.monotonic() - start
         return result
 
-    def start(self, seed: Callable[["Pipeline"], None] = lambda p: None) -> "Pipeline":
+    def start(self, prepare: Callable[["Pipeline"], None] = lambda p: None) -> "Pipeline":
         try:
             self._timed("postgres", self.postgres.start)
-            seed(self)
+            prepare(self)
             self._timed("kafka", self.kafka.start)
             topics = self._timed("topics", self.kafka.ensure_topics)
             if topics.returncode != 0:

@@ -1,4 +1,4 @@
-"""Rung 5: rows written to PostgreSQL arrive in the Kafka topics the design names, through the real
+"""Real services: rows written to PostgreSQL arrive in the Kafka topics the design names, through the real
 services running the builders' settings (see services.py for the only changes made to them).
 
 Order matters within this module: one pipeline is started for all tests, the broker-loss test is last."""
@@ -17,7 +17,7 @@ from tests.services.services import Pipeline, Record, TopicReader, http_json, wa
 pytestmark = pytest.mark.services
 
 # Rows that exist before the connector starts: they must arrive through the initial snapshot.
-SEED = """
+SAMPLE_ROWS = """
 INSERT INTO public.users (email, full_name, tier) VALUES ('ada@example.com', 'Ada', 'premium'),
                                                           ('bob@example.com', 'Bob', 'standard');
 INSERT INTO public.products (sku, name, category, price, stock) VALUES ('SKU-1', 'Kettle', 'kitchen', 25.50, 10),
@@ -29,7 +29,7 @@ INSERT INTO public.order_items (order_id, product_id, quantity, unit_price) VALU
 
 @pytest.fixture(scope="module")
 def pipeline():
-    started = Pipeline().start(seed=lambda p: p.postgres.psql(SEED))
+    started = Pipeline().start(prepare=lambda p: p.postgres.psql(SAMPLE_ROWS))
     print("\nrung 5 start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in started.timings.items()))
     yield started
     started.stop()

@@ -1,4 +1,4 @@
-"""Rung 5 for the batch layer: the smoke job on the builders' spark-defaults, with real Spark 3.5.6,
+"""Real services for the batch layer: the smoke job on the builders' spark-defaults, with real Spark 3.5.6,
 writes an Iceberg table in the lake catalog on the local stack's object store (SeaweedFS, with the
 builders' identities) and an event log that the History Server, started with the builders'
 options, serves (see batch.py for the only changes made to the builders' output)."""

@@ -1,4 +1,4 @@
-// The rung-5 stand-in for the smoke job: the SparkApplication runs the image's
+// The real-service tests' stand-in for the smoke job: the SparkApplication runs the image's
 // org.apache.spark.examples.SparkPi, which Maven Central does not serve. Same computation (Pi from
 // `slices` partitions). Arguments: <slices> [<catalog> [<rows>]]. With a catalog it also writes and
 // reads an Iceberg table there, so the lake settings of spark-defaults are exercised too; with a
