@@ -23,6 +23,9 @@ from components.ingestion import connectors, topics as topic_decl
 from components.cloud.access import S3Client
 from components.ingestion.config import (KafkaConnectConfig, PostgresConfig, ResolvedS3Sink, S3SinkConfig,
                                         TopicsConfig)
+from components.ingestion.kafka import KafkaCluster
+from components.ingestion.postgres import PostgresCdc
+from components.ingestion.schema_registry import SchemaRegistry
 from components.layer_component import Layer, LayerComponent
 
 APP = "kafka-connect"
@@ -200,13 +203,9 @@ class KafkaConnectArgs:
     topics: TopicsConfig
     sink: S3SinkConfig
     layer: Layer
-    bootstrap_servers: pulumi.Input[str]
-    registry_url: pulumi.Input[str]
-    registry_user: pulumi.Input[str]
-    registry_password: pulumi.Input[str]
-    db_host: pulumi.Input[str]
-    db_port: pulumi.Input[int]
-    db_password: pulumi.Input[str]
+    kafka: KafkaCluster
+    registry: SchemaRegistry
+    database: PostgresCdc
     # The raw bucket and the sink's own S3 key, from the cloud layer.
     raw_bucket: pulumi.Input[str]
     s3: S3Client
@@ -220,22 +219,23 @@ class KafkaConnect(LayerComponent):
     def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
         layer = args.layer
         super().__init__("datapipe:ingestion:KafkaConnect", name, layer, opts)
+        kafka, registry, database = args.kafka, args.registry, args.database
         secret = self._secret(SECRET_NAME, APP, {
-            connectors.POSTGRES_PASSWORD: pulumi.Output.secret(args.db_password),
+            connectors.POSTGRES_PASSWORD: database.cdc_password,
             connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
-                pulumi.Output.concat(args.registry_user, ":", args.registry_password)),
+                pulumi.Output.concat(registry.client_user, ":", registry.client_password)),
             connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
             connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
         })
         rf = args.topics.replication_factor
-        env = pulumi.Output.from_input(args.bootstrap_servers).apply(lambda b: container_env(args.config, b, rf))
+        env = kafka.bootstrap_servers.apply(lambda b: container_env(args.config, b, rf))
         endpoint = args.s3.endpoint
-        files = pulumi.Output.all(args.db_host, args.db_port, args.registry_url, args.raw_bucket).apply(
+        files = pulumi.Output.all(database.host, database.port, registry.url, args.raw_bucket).apply(
             lambda v: connector_files(args.postgres, args.topics,
                                       args.sink.resolve(v[3], endpoint.region, endpoint.url), v[0], v[1], v[2]))
         digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
         self._create(manifests(args.config, args.topics, layer.namespace, layer.name, env,
-                               args.bootstrap_servers, files, digest), depends_on=[secret])
+                               kafka.bootstrap_servers, files, digest), depends_on=[secret])
         self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
         self.external_url = pulumi.Output.from_input(layer.external_url(args.config.host_port))
         self.connector_names = pulumi.Output.from_input([connectors.SOURCE_NAME, connectors.SINK_NAME])

@@ -76,15 +76,11 @@ class IngestionLayer(pulumi.ComponentResource):
         self.kafka = KafkaCluster(f"{name}-kafka", KafkaClusterArgs(
             config=cfg.kafka, topics=cfg.topics, layer=layer, cluster_id=args.kafka_cluster_id), child)
         self.schema_registry = SchemaRegistry(f"{name}-schema-registry", SchemaRegistryArgs(
-            config=cfg.schema_registry, layer=layer, bootstrap_servers=self.kafka.bootstrap_servers,
+            config=cfg.schema_registry, layer=layer, kafka=self.kafka,
             replication_factor=cfg.topics.replication_factor), child)
         self.kafka_connect = KafkaConnect(f"{name}-kafka-connect", KafkaConnectArgs(
             config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink, layer=layer,
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            registry_url=self.schema_registry.url,
-            registry_user=self.schema_registry.client_user,
-            registry_password=self.schema_registry.client_password,
-            db_host=self.postgres.host, db_port=self.postgres.port, db_password=self.postgres.cdc_password,
+            kafka=self.kafka, registry=self.schema_registry, database=self.postgres,
             raw_bucket=args.raw_bucket, s3=args.s3,
         ), child)
 

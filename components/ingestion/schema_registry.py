@@ -10,6 +10,7 @@ import pulumi
 
 from components import kube
 from components.ingestion.config import SchemaRegistryConfig
+from components.ingestion.kafka import KafkaCluster
 from components.layer_component import Layer, LayerComponent
 
 APP = "schema-registry"
@@ -107,7 +108,7 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
 class SchemaRegistryArgs:
     config: SchemaRegistryConfig
     layer: Layer
-    bootstrap_servers: pulumi.Input[str]
+    kafka: KafkaCluster
     replication_factor: int
 
 
@@ -128,7 +129,7 @@ class SchemaRegistry(LayerComponent):
             lambda p: password_line(ADMIN_USER, p[0], "admin") + password_line(CLIENT_USER, p[1], "developer")
         )
         secret = self._secret(SECRET_NAME, APP, {"passwords.properties": passwords})
-        env = pulumi.Output.from_input(args.bootstrap_servers).apply(
+        env = args.kafka.bootstrap_servers.apply(
             lambda bootstrap: container_env(args.config, bootstrap, args.replication_factor))
         self._create(manifests(args.config, layer.namespace, layer.name, env), depends_on=[secret])
         self.url = pulumi.Output.from_input(url(layer.namespace))
