@@ -27,5 +27,13 @@ def test_ingestion_cluster_maps_every_node_port_to_the_advertised_host_port():
         assert ports[port] == port  # brokers advertise their NodePort to host clients
 
 
-def test_batch_cluster_maps_the_seed_ports():
+def test_ingestion_cluster_has_host_ports_for_two_more_brokers():
+    """Kind maps ports only when the cluster is created: brokers added later need them already."""
+    five = parse_stack_config({"ingestion": {"kafka": {"brokers": 5}, "memoryBudget": "8Gi",
+                                                "storageBudget": "30Gi"}}).ingestion
+    ports = port_map(KIND / "ingestion-cluster.yaml")
+    assert all(ports.get(port) == port for port in five.kafka.broker_node_ports)
+
+
+def test_batch_cluster_maps_the_product_description_ports():
     assert port_map(KIND / "batch-cluster.yaml") == {30040: 4040, 30041: 18080, 30042: 8888, 30043: 8080, 30044: 9090}

@@ -49,7 +49,8 @@ class PostgresConfig(Strict):
 
 class KafkaConfig(JvmService):
     image: Image = Field("apache/kafka:3.9.1", description="Kafka container image (KRaft), pinned to a tag or digest")
-    brokers: int = Field(3, ge=1, le=9, description="Number of brokers (each also a KRaft controller)")
+    brokers: int = Field(3, ge=1, le=9, description="Number of brokers; the first three are also the KRaft controllers (a fixed "
+                                                     "voter set, so brokers can be added to a running cluster)")
     memory_mib: Mebibytes = Field(682, alias="memoryPerBroker",
                                   description="Memory request and limit of each broker's container, a size")
     storage_per_broker_mib: Mebibytes = Field(3413, alias="storagePerBroker",

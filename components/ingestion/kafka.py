@@ -1,5 +1,11 @@
-"""A Kafka cluster in KRaft mode: every broker is also a controller (3 voters tolerate one loss),
-brokers reach each other on a headless Service, the host reaches them through NodePorts."""
+"""A Kafka cluster in KRaft mode: the first three brokers are also the controllers (3 voters tolerate
+one loss), further brokers are brokers only; brokers reach each other on a headless Service, the
+host reaches them through NodePorts.
+
+The voter set is fixed at the first `CONTROLLERS` nodes on purpose: a static
+`controller.quorum.voters` list is written into every node's storage-formatted cluster, and a
+formatted KRaft cluster cannot change it. Adding a broker therefore adds a broker-only node and
+leaves every existing node's properties untouched."""
 
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ EXTERNAL_PORT = 9094
 UID = 1000  # appuser in the apache/kafka image
 DATA_DIR = "/var/lib/kafka/data"
 LOG_DIR = f"{DATA_DIR}/kraft"  # a subdirectory: the volume root may hold lost+found
+CONTROLLERS = 3  # KRaft voters: a majority of 3 survives the loss of one
+
+
+def controller_count(brokers: int) -> int:
+    return min(CONTROLLERS, brokers)
 
 
 def default_cluster_id(project: str, stack: str) -> str:
@@ -52,15 +63,21 @@ def in_cluster_endpoints(config: KafkaConfig, namespace: str, external_host: str
 
 def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
                       endpoints: BrokerEndpoints, log_dir: str = LOG_DIR) -> dict[str, str]:
-    """server.properties of one broker (combined broker+controller)."""
-    voters = ",".join(f"{i}@{h}:{CONTROLLER_PORT}" for i, h in enumerate(endpoints.internal_hosts))
+    """server.properties of one broker: nodes below controller_count() are broker and controller,
+    the others broker only (Kafka refuses a CONTROLLER listener on a broker-only node)."""
+    controllers = controller_count(config.brokers)
+    voters = ",".join(f"{i}@{endpoints.internal_hosts[i]}:{CONTROLLER_PORT}" for i in range(controllers))
     internal_rf = min(3, config.brokers)
+    is_controller = node_id < controllers
+    listeners = [f"INTERNAL://:{INTERNAL_PORT}", f"EXTERNAL://:{EXTERNAL_PORT}"]
+    if is_controller:
+        listeners.insert(1, f"CONTROLLER://:{CONTROLLER_PORT}")
     return {
-        "process.roles": "broker,controller",
+        "process.roles": "broker,controller" if is_controller else "broker",
         "node.id": str(node_id),
         "controller.quorum.voters": voters,
         "controller.listener.names": "CONTROLLER",
-        "listeners": f"INTERNAL://:{INTERNAL_PORT},CONTROLLER://:{CONTROLLER_PORT},EXTERNAL://:{EXTERNAL_PORT}",
+        "listeners": ",".join(listeners),
         "advertised.listeners": (
             f"INTERNAL://{endpoints.internal_hosts[node_id]}:{INTERNAL_PORT},"
             f"EXTERNAL://{endpoints.external_host}:{endpoints.external_ports[node_id]}"
@@ -120,7 +137,8 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
         "resources": kube.memory_resources(config.memory_mib, "250m"),
         "securityContext": kube.restricted_security_context(UID),
         "readinessProbe": {**tcp(INTERNAL_PORT), "initialDelaySeconds": 10, "periodSeconds": 5},
-        "livenessProbe": {**tcp(CONTROLLER_PORT), "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
+        # Every node, broker-only ones included, listens on EXTERNAL; not every node on CONTROLLER.
+        "livenessProbe": {**tcp(EXTERNAL_PORT), "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "brokers", "mountPath": "/etc/kafka/brokers"},
@@ -139,7 +157,9 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
             "template": {
                 "metadata": {
                     "labels": kube.labels(APP, layer),
-                    "annotations": {"datapipe.io/brokers-sha256": kube.sha256("".join(brokers.values()))},
+                    # Broker 0's file carries every setting shared by all brokers (and the voters): a
+                    # change there rolls the brokers, while adding a broker-only node does not.
+                    "annotations": {"datapipe.io/brokers-sha256": kube.sha256(brokers["broker-0.properties"])},
                 },
                 "spec": {
                     "serviceAccountName": APP,

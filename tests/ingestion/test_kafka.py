@@ -60,3 +60,50 @@ def test_manifests_statefulset_services_and_pdb():
     assert sorted(configs) == ["broker-0.properties", "broker-1.properties", "broker-2.properties"]
     assert "node.id=2\n" in configs["broker-2.properties"]
     assert_valid_sh(kafka.START_SCRIPT)
+
+
+def endpoints(brokers: int) -> kafka.BrokerEndpoints:
+    return kafka.BrokerEndpoints(tuple(f"k{i}" for i in range(brokers)), "localhost",
+                                 tuple(30093 + i for i in range(brokers)))
+
+
+def test_the_controller_quorum_is_the_first_three_brokers_whatever_the_count():
+    for brokers, roles in ((1, ["broker,controller"]), (3, ["broker,controller"] * 3),
+                           (5, ["broker,controller"] * 3 + ["broker"] * 2)):
+        config = KafkaConfig(brokers=brokers)
+        props = [kafka.broker_properties(i, config, TopicsConfig(replication_factor=1), endpoints(brokers))
+                 for i in range(brokers)]
+        assert [p["process.roles"] for p in props] == roles
+        voters = ",".join(f"{i}@k{i}:9093" for i in range(min(3, brokers)))
+        assert {p["controller.quorum.voters"] for p in props} == {voters}
+
+
+def test_a_broker_only_node_has_no_controller_listener():
+    props = kafka.broker_properties(3, KafkaConfig(brokers=4), TopicsConfig(), endpoints(4))
+    assert props["listeners"] == "INTERNAL://:9092,EXTERNAL://:9094"
+    assert props["controller.listener.names"] == "CONTROLLER"  # to find the quorum
+    assert props["advertised.listeners"] == "INTERNAL://k3:9092,EXTERNAL://localhost:30096"
+
+
+def test_adding_a_broker_leaves_the_existing_brokers_and_their_pods_untouched():
+    """A formatted KRaft cluster cannot change its voters: going from 3 to 4 brokers must not
+    rewrite brokers 0-2's properties, nor roll their pods (the template's config hash)."""
+    def rendered(brokers: int):
+        manifests = kafka.manifests(KafkaConfig(brokers=brokers), TopicsConfig(), "ns", "ingestion", "localhost",
+                                    "AAAAAAAAAAAAAAAAAAAAAA")
+        data = next(m for m in manifests if m["kind"] == "ConfigMap")["data"]
+        template = next(m for m in manifests if m["kind"] == "StatefulSet")["spec"]["template"]
+        return data, template
+    three, three_pods = rendered(3)
+    four, four_pods = rendered(4)
+    assert {k: four[k] for k in three} == three
+    assert "process.roles=broker\n" in four["broker-3.properties"]
+    assert four_pods == three_pods
+
+
+def test_liveness_probes_a_port_every_node_listens_on():
+    (statefulset,) = [m for m in kafka.manifests(KafkaConfig(brokers=4), TopicsConfig(), "ns", "ingestion",
+                                                 "localhost", "AAAAAAAAAAAAAAAAAAAAAA") if m["kind"] == "StatefulSet"]
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["tcpSocket"]["port"] == kafka.EXTERNAL_PORT
+    assert container["readinessProbe"]["tcpSocket"]["port"] == kafka.INTERNAL_PORT
