@@ -16,8 +16,6 @@ A cloud part that is switched off registers no resource and no provider of its p
 import pulumi
 
 from components.batch.layer import BatchLayer, BatchLayerArgs, DbtAccess
-from components.cloud.s3 import S3Lake, S3LakeArgs, aws_provider
-from components.cloud.snowflake import RawBucketLink, SnowflakeWarehouse, SnowflakeWarehouseArgs, snowflake_provider
 from components.clusters import kubernetes_provider
 from components.config import load_stack_config
 from components.ingestion.kafka import default_cluster_id
@@ -30,13 +28,19 @@ cloud = config.cloud
 # Cloud: the buckets on AWS (else the batch layer runs the in-cluster store), then Snowflake.
 sink_prefix = config.ingestion.s3_sink.prefix
 s3_lake = aws = None
+# The cloud modules are imported only when their part is on: their provider SDKs take seconds to
+# load, which every preview of a stack without them would pay for nothing.
 if cloud.aws.enabled:
+    from components.cloud.s3 import S3Lake, S3LakeArgs, aws_provider
+
     aws = aws_provider(cloud.aws, stack)
     s3_lake = S3Lake("cloud-s3", S3LakeArgs(config=cloud.aws, stack=stack, sink_prefix=sink_prefix),
                      opts=pulumi.ResourceOptions(providers=[aws]))
 
 warehouse = None
 if cloud.snowflake.enabled:
+    from components.cloud.snowflake import RawBucketLink, SnowflakeWarehouse, SnowflakeWarehouseArgs, snowflake_provider
+
     # The external stage needs the raw bucket on AWS; without AWS, Snowflake gets no stage.
     raw_link = None if s3_lake is None or aws is None else RawBucketLink(
         bucket=s3_lake.raw.bucket, arn=s3_lake.raw.arn, prefix=sink_prefix, aws_provider=aws)
