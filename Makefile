@@ -3,30 +3,42 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN_ENV = source "$$(bash scripts/toolchain.sh --print-env-file)"
-# PostgreSQL (apt), Kafka/Connect 3.9.1 and Debezium (Maven Central) for the rung-5 tests.
+# PostgreSQL (apt), Kafka/Connect 3.9.1, Debezium and Spark (Maven Central), SeaweedFS (Go module
+# proxy) for the real-service tests (tests/services/).
 SERVICES_ENV = source "$$(bash scripts/services.sh --print-env-file)"
 
-.PHONY: help up preview destroy test test-fast bench toolchain services venv
+# Extra pulumi arguments for up/preview/output/destroy, e.g. make output ARGS=--show-secrets
+ARGS ?=
+
+.PHONY: help up preview output destroy apply test test-fast bench toolchain services venv
 
 help:
-	@echo "make up        render the whole platform on the local stack (real pulumi up, no cluster/cloud)"
+	@echo "make up        render the whole platform on the local stack (real pulumi up with the policy pack, no cluster/cloud)"
 	@echo "make preview   preview the local stack with the policy pack"
+	@echo "make output    the local stack's outputs (secrets hidden; make output ARGS=--show-secrets shows them)"
 	@echo "make destroy   destroy the local stack (removes rendered/)"
+	@echo "make apply     kubectl-apply rendered/ to the Kind clusters, Namespaces first (scripts/apply_rendered.sh)"
 	@echo "make test      every test, including the real-engine ones (what CI runs)"
 	@echo "make test-fast the tests that need no Pulumi engine and no real services (seconds)"
 	@echo "make bench     preview/up/policy-pack times of the local stack; CDC and Spark/Iceberg throughput of the real services"
 
 up:
-	bash scripts/local_stack.sh up
+	@bash scripts/local_stack.sh up $(ARGS)
 
 preview:
-	bash scripts/local_stack.sh preview
+	@bash scripts/local_stack.sh preview $(ARGS)
+
+output:
+	@bash scripts/local_stack.sh output $(ARGS)
 
 destroy:
-	bash scripts/local_stack.sh destroy
+	@bash scripts/local_stack.sh destroy $(ARGS)
+
+apply:
+	@bash scripts/apply_rendered.sh
 
 venv:
-	bash scripts/setup_venv.sh
+	@bash scripts/setup_venv.sh
 
 toolchain:
 	bash scripts/toolchain.sh

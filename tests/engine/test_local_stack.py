@@ -1,12 +1,15 @@
-"""Rung 4: the real Pulumi engine on the embedded `local` stack (render mode, no cluster, no cloud).
+"""Real-engine tests (tests/engine/): the real Pulumi engine on the embedded `local` stack (render
+mode, no cluster, no cloud), driven directly and through the entry points (`make up`, `make
+output`, `make apply`, `make destroy`).
 
-Order matters within this module: preview -> up -> second up -> destroy, on one stack."""
+Order matters within this module: preview -> up -> second up -> destroy on one stack, and
+make up -> make output -> apply -> make destroy on another."""
 
 import json
 
 import pytest
 
-from tests.engine.local_stack import KUBERNETES_VERSION, ROOT, LocalStack, validate_manifests
+from tests.engine.local_stack import KUBERNETES_VERSION, ROOT, FakeKubectl, LocalStack, validate_manifests
 
 pytestmark = pytest.mark.engine
 
@@ -16,9 +19,24 @@ INGESTION_COMPONENTS = {
 }
 
 
+# Raises the program's own budgets (so its config check lets the change through) and adds a fourth
+# broker: only the policy pack, still at 6Gi / 15Gi, can refuse it.
+OVER_BUDGET = {
+    "datapipe:ingestion.memoryBudget": "7Gi",
+    "datapipe:ingestion.storageBudget": "20Gi",
+    "datapipe:ingestion.kafka.brokers": "4",
+}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     return LocalStack(tmp_path_factory.mktemp("local-stack")).init()
+
+
+@pytest.fixture(scope="module")
+def entry_points(tmp_path_factory):
+    """A copy of the project with its Makefile and scripts/: the targets as a user runs them."""
+    return LocalStack(tmp_path_factory.mktemp("make"), entry_points=True).init()
 
 
 def test_preview_succeeds_and_lists_the_components(stack):
@@ -91,3 +109,75 @@ def test_a_local_operator_chart_renders_its_deployments_with_the_programs_values
         assert container["resources"]["limits"]["memory"] == memory
     _, errors = validate_manifests(deployments.values())[1:]
     assert not errors, "\n".join(errors)
+
+
+def test_make_up_renders_with_the_policy_pack(entry_points):
+    result = entry_points.make("up")
+    assert result.returncode == 0, result.output[-6000:]
+    assert "Policies:" in result.output and "datapipe-guardrails@v0.1.0" in result.output
+    assert "[mandatory]" not in result.output
+    assert any(d["kind"] == "Namespace" for _, d in entry_points.rendered_documents())
+    print(f"\nmake up: {result.seconds:.1f}s")
+
+
+def test_make_output_hides_secrets_unless_asked(entry_points):
+    hidden = entry_points.make("output", "ARGS=--json")
+    assert hidden.returncode == 0, hidden.output[-4000:]
+    outputs = json.loads(hidden.stdout)
+    assert {"ingestionEndpoints", "ingestionCredentials", "ingestionMemory", "batchEndpoints", "batchMemory",
+            "buckets"} <= outputs.keys()
+    assert outputs["ingestionCredentials"] == "[secret]"
+    shown = json.loads(entry_points.make("output", "ARGS=--json --show-secrets").stdout)
+    assert isinstance(shown["ingestionCredentials"], dict) and shown["ingestionCredentials"]
+    assert shown["ingestionEndpoints"] == outputs["ingestionEndpoints"]
+    table = entry_points.make("output")
+    assert table.returncode == 0 and "ingestionCredentials" in table.stdout and "[secret]" in table.stdout
+
+
+def test_rendered_folder_applies_namespaces_first(entry_points, tmp_path):
+    """kubectl is the stand-in of FakeKubectl: it refuses an object whose Namespace is not there yet."""
+    kubectl = FakeKubectl.install(tmp_path, base_env=entry_points.env)
+    documents = entry_points.rendered_documents()
+    # The problem: in name order apps_v1-* comes before v1-namespace-*.
+    plain = kubectl.run("kubectl", "apply", "-R", "-f", "rendered/ingestion", cwd=entry_points.project)
+    assert plain.returncode != 0
+    assert 'namespaces "data-ingestion" not found' in plain.stderr
+    kubectl.reset()
+
+    result = entry_points.make("apply", env=kubectl.env)
+    assert result.returncode == 0, result.output
+    contexts = {"ingestion": "kind-data-ingestion", "batch": "kind-batch-analytics"}
+    for layer, context in contexts.items():
+        calls = [call for call in kubectl.calls if call[:2] == ["--context", context]]
+        assert calls, f"nothing applied to {context}"
+        assert calls[0][2] == "apply"
+        first = [calls[0][i + 1] for i, arg in enumerate(calls[0]) if arg == "-f"]
+        first_kinds = {d["kind"] for p, d in documents if str(p.relative_to(entry_points.project)) in first}
+        assert "Namespace" in first_kinds and first_kinds <= {"Namespace", "CustomResourceDefinition"}
+        applied = kubectl.state[context]["objects"]
+        expected = [d for p, d in documents if p.relative_to(entry_points.rendered).parts[0] == layer]
+        assert len(applied) == len(expected)
+        assert {f"Namespace//{d['metadata']['name']}" for d in expected if d["kind"] == "Namespace"} <= set(applied)
+    assert len(kubectl.calls) >= 4
+
+
+def test_make_destroy_leaves_no_rendered_folder(entry_points):
+    assert entry_points.rendered.exists()
+    result = entry_points.make("destroy")
+    assert result.returncode == 0, result.output[-6000:]
+    assert entry_points.resources() == []
+    assert not entry_points.rendered.exists(), sorted(map(str, entry_points.rendered.rglob("*")))
+
+
+def test_make_up_with_the_pack_refuses_an_over_budget_program(tmp_path):
+    over = LocalStack(tmp_path, entry_points=True).init()
+    for path, value in OVER_BUDGET.items():
+        over.set_config_path(path, value)
+    result = over.make("up")
+    assert result.returncode != 0
+    assert "[mandatory]  memory-budget  " in result.output
+    assert "memory limits total 6824Mi against a budget of 6Gi" in result.output
+    assert over.resources() == []
+    assert not over.rendered.exists() or over.rendered_documents() == []
+    # The program itself accepts the change: the refusal is the pack's.
+    assert over.pulumi("preview", check=False).returncode == 0
