@@ -149,7 +149,8 @@ def render() -> str:
         for key, type_, default, description in rows(getattr(root, name), section):
             lines.append(f"| {key} | {_cell(type_)} | {_cell(default)} | {_cell(description)} |")
     lines += ["", "### Secrets", "",
-              f"Set with `pulumi config set --secret {NAMESPACE}:<key> \"$(cat <file>)\"`; read only when the "
+              f"Set from a file, never on the command line: `pulumi config set --secret {NAMESPACE}:<key> < <file>`; "
+              "read only when the "
               "parts that need them are enabled.", "",
               "| key | description |", "|---|---|"]
     for key in SECRET_KEYS:

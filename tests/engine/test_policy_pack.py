@@ -1,4 +1,4 @@
-"""Rung 4 for the policy pack: `pulumi preview --policy-pack policy` with the real engine, the pack
+"""The policy pack under the real engine: `pulumi preview --policy-pack policy` with the real engine, the pack
 started by the language host the way CI and users start it."""
 
 import json
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.engine
 PACK = "datapipe-guardrails@v0.1.0"
 
 # A pull request that raises the program's own budgets (so the program's config check lets it
-# through) and adds a fourth broker: the pack, still at the seed's 6Gi / 15Gi, must stop it.
+# through) and adds a fourth broker: the pack, still at the product description's 6Gi / 15Gi, must stop it.
 OVER_BUDGET = {
     "datapipe:ingestion.memoryBudget": "7Gi",
     "datapipe:ingestion.storageBudget": "20Gi",
