@@ -4,14 +4,15 @@
 # project that uses the repo's virtualenv, log in to a file:// backend, and run
 # `pulumi up` twice on a program with one random.RandomPassword and one
 # kubernetes ConfigMap rendered to YAML (Provider(render_yaml_to_directory=...)).
-# Passes if the manifest is written and the second `up` has no changes.
+# Passes if the manifest is written, the second `up` has no changes and no `up` printed a
+# "using pulumi-resource-... from $PATH" warning (plugins come from a plugin directory).
 #
 # Usage: bash scripts/toolchain_smoke.sh
 # Env:   DATAPIPE_VENV            virtualenv with requirements.txt installed (default: <repo>/.venv)
 #        DATAPIPE_TOOLCHAIN_CACHE passed through to scripts/toolchain.sh
 #        KEEP_SMOKE_DIR=1         keep the temp directory for inspection
-# Runs fully offline: PULUMI_HOME points into the temp dir, so plugins can only
-# come from PATH (no plugin cache, no downloads).
+# Runs fully offline: PULUMI_HOME points into the temp dir (no downloads), where the toolchain's
+# `pulumi` wrapper links the plugins registered in its cache.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -92,6 +93,9 @@ sed 's/^/    /' "$manifest"
 
 say "second pulumi up (must have no changes)"
 pulumi up --yes --non-interactive --expect-no-changes 2>&1 | tee "$TMP/up2.log"
+
+warnings="$(cat "$TMP/up1.log" "$TMP/up2.log" | grep -c 'from \$PATH' || true)"
+[[ "$warnings" == 0 ]] || fail "$warnings 'from \$PATH' plugin warnings in the pulumi up output"
 
 say "plugins used:"
 pulumi plugin ls 2>/dev/null || true

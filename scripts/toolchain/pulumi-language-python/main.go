@@ -1,4 +1,4 @@
-// Minimal Pulumi language host for Python programs, built by scripts/toolchain.sh.
+// Minimal Pulumi language host for Python programs, built by scripts/toolchain.sh (scripts/provision).
 //
 // Why this exists: the upstream host (module
 // github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) carries no

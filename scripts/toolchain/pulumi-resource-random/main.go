@@ -1,4 +1,4 @@
-// pulumi-resource-random, built by scripts/toolchain.sh: the Terraform random
+// pulumi-resource-random, built by scripts/toolchain.sh (scripts/provision): the Terraform random
 // provider served through pulumi-terraform-bridge, as upstream pulumi-random
 // does. (The upstream github.com/pulumi/pulumi-random/provider/v4 module is not
 // served by the Go module proxy we can reach, so this wrapper re-creates its

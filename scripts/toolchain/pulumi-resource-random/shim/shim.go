@@ -1,7 +1,7 @@
 // Package shim exposes the Terraform random provider's internal Plugin
 // Framework provider. It lives in a local module whose path sits under
 // github.com/terraform-providers/terraform-provider-random/ so that Go's
-// internal-package rule allows the import. scripts/toolchain.sh writes its
+// internal-package rule allows the import. scripts/provision/toolchain.py writes its
 // go.mod (module github.com/terraform-providers/terraform-provider-random/shim).
 package shim
 
