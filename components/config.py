@@ -9,6 +9,8 @@ fix all of them in one go.
 from __future__ import annotations
 
 import json
+import os.path
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -65,6 +67,7 @@ class StackConfig(Strict):
         """Checks that span sections: each message names the keys involved."""
         problems = []
         batch, cloud = self.batch, self.cloud
+        problems += self._distinct_destinations()
         missing = cloud.snowflake.missing_settings()
         if missing:
             keys = ", ".join(f"{NAMESPACE}:cloud.snowflake.{key}" for key in missing)
@@ -91,6 +94,25 @@ class StackConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _distinct_destinations(self) -> list[str]:
+        """Two keys that must not name the same thing: the layers' render directories (the second
+        layer's manifests would land among the first's), and a raw and a lake bucket (the sink's
+        and Spark's keys are scoped per bucket: one bucket would give each the other's data)."""
+        problems = []
+        ingestion, batch = self.clusters.ingestion.render_directory, self.clusters.batch.render_directory
+        if ingestion is not None and batch is not None and os.path.normpath(ingestion) == os.path.normpath(batch):
+            problems.append(f"{NAMESPACE}:clusters.batch.renderDirectory and "
+                            f"{NAMESPACE}:clusters.ingestion.renderDirectory name the same directory ({batch!r}); "
+                            "each layer needs its own")
+        store, aws = self.cloud.object_store, self.cloud.aws
+        if store.raw_bucket == store.lake_bucket:
+            problems.append(f"{NAMESPACE}:cloud.objectStore.lakeBucket and {NAMESPACE}:cloud.objectStore.rawBucket "
+                            f"name the same bucket ({store.raw_bucket!r}); the lake needs its own")
+        if aws.raw_bucket.name is not None and aws.raw_bucket.name == aws.lake_bucket.name:
+            problems.append(f"{NAMESPACE}:cloud.aws.lakeBucket.name and {NAMESPACE}:cloud.aws.rawBucket.name "
+                            f"name the same bucket ({aws.raw_bucket.name!r}); the lake needs its own")
+        return problems
 
     def _bucket_names(self) -> tuple[str, ...]:
         if self.object_store is not None:
@@ -126,10 +148,16 @@ class Secrets:
     snowflake_dbt_private_key: Optional[Any] = None
 
 
+def _key_part(part: Any) -> str:
+    # A map key from the stack file (a tag name) may hold anything; quoted, it cannot break the line.
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_\[\]-]+", text) else json.dumps(text)
+
+
 def _format_errors(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"])
+        path = ".".join(_key_part(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against the configuration reference in README.md)"

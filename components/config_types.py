@@ -6,15 +6,127 @@ Pure: pydantic and the size arithmetic only, no Pulumi provider SDK, so that the
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import TYPE_CHECKING, Annotated, ClassVar, Mapping, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.quantities import Mebibytes, format_mib
+from components import quantities
+from components.quantities import format_mib
+
+# --- grammars of values that reach a script, SQL, a properties file, a JVM flag, a URL or a name
+#
+# Each type below checks a value where it enters the program, so that a bad one fails before any
+# resource is registered, naming its key; where the value is written out it is quoted as well
+# (components/quoting.py). Messages quote the value with repr(), so that a newline in it cannot
+# break the one-problem-per-line error report.
+
+INT32_MAX = 2**31 - 1  # a Java int, a Kubernetes int32, an AWS integer
+INT64_MAX = 2**63 - 1  # a Java long
 
 # A Kubernetes namespace name (an RFC 1123 label).
 NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Namespaces the cluster itself uses: a layer there would share its quota, policies and RBAC.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def check_dns_label(value: str) -> str:
+    if len(value) > 63 or not re.fullmatch(NAMESPACE_PATTERN, value):
+        raise ValueError(f"{value!r} is not a DNS-1123 label: 1-63 lower-case letters, digits and '-', "
+                         "starting and ending with a letter or digit")
+    return value
+
+
+def _namespace(value: str) -> str:
+    check_dns_label(value)
+    if value in SYSTEM_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(f"{value!r} is a namespace of the cluster itself (default, kube-*); the layer needs "
+                         "its own, e.g. data-ingestion")
+    return value
+
+
+# The namespace a layer creates and owns.
+Namespace = Annotated[str, AfterValidator(_namespace)]
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def check_host_name(value: str) -> str:
+    """An RFC 1123 host name or an IPv4 address: what a URL's or a Kafka listener's host may be
+    without brackets or escaping."""
+    labels = value.split(".")
+    if not (len(value) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)):
+        raise ValueError(f"{value!r} is not a host name: dot-separated labels of 1-63 letters, digits and '-' "
+                         "(not at a label's ends), at most 253 characters, or an IPv4 address")
+    if labels[-1].isdigit():
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither an IPv4 address nor a host name (a host name's last label "
+                             "is not all digits)") from None
+    return value
+
+
+HostName = Annotated[str, AfterValidator(check_host_name)]
+
+
+def _cidr(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR: write the prefix length too, e.g. {value}/32")
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR (an IPv4 or IPv6 network such as 10.0.0.0/8)") from None
+    if str(network) != value:
+        raise ValueError(f"{value!r} is not a network address in canonical form; did you mean {network}?")
+    return value
+
+
+# Source ranges of a NetworkPolicy's ipBlock.
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_text(value: str, what: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{value!r} is empty; {what}")
+    if _CONTROL.search(value) or value != value.strip():
+        raise ValueError(f"{value!r} has control characters or leading/trailing whitespace")
+    return value
+
+
+def _render_directory(value: str) -> str:
+    # Empty would make the Kubernetes provider apply to the current kube context instead.
+    return _plain_text(value, "an empty directory would make the Kubernetes provider deploy to the current "
+                              "kube context instead of writing manifests")
+
+
+def _kube_context(value: str) -> str:
+    # Empty would make the Kubernetes provider use whatever context is current.
+    return _plain_text(value, "an empty context means the kubeconfig's current context, whichever that is")
+
+
+def _local_path(value: str) -> str:
+    return _plain_text(value, "name a directory or file")
+
+
+RenderDirectory = Annotated[str, AfterValidator(_render_directory)]
+KubeContext = Annotated[str, AfterValidator(_kube_context)]
+LocalPath = Annotated[str, AfterValidator(_local_path)]
+
+
+def _cap_size(mib: int) -> int:
+    # Sizes become Kubernetes quantities and JVM flags: both count bytes in a signed 64-bit integer.
+    if mib > INT64_MAX // quantities.MIB:
+        raise ValueError(f"{format_mib(mib)} is larger than a 64-bit byte count holds")
+    return mib
+
+
+# A size in whole MiB (see components.quantities), at most what a signed 64-bit byte count holds.
+Mebibytes = Annotated[quantities.Mebibytes, AfterValidator(_cap_size)]
 
 
 class Strict(BaseModel):
@@ -25,12 +137,23 @@ class Strict(BaseModel):
     )
 
 
+# An image reference, as github.com/distribution/reference parses it: [domain[:port]/]path[:tag][@digest].
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = (r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*"
+           r"[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?", re.ASCII)
+
+
 def _pinned_image(image: str) -> str:
+    match = IMAGE_REFERENCE.fullmatch(image)
+    if match is None or len(match["name"]) > 255:
+        raise ValueError(f"{image!r} is not an image reference ([registry/]repository:tag or "
+                         "[registry/]repository@sha256:<digest>)")
     # A floating tag makes `pulumi up` non-reproducible; a digest or explicit tag is required.
-    name, _, tag = image.rpartition(":")
-    if "@sha256:" in image:
-        return image
-    if not name or "/" in tag or not tag or tag == "latest":
+    if match["digest"] is None and match["tag"] in (None, "latest"):
         raise ValueError(f"{image!r} must be pinned to an explicit tag or digest (not 'latest')")
     return image
 
@@ -42,11 +165,13 @@ NodePort = Annotated[int, Field(ge=30000, le=32767, description="Kubernetes Node
 class ClusterTarget(Strict):
     """Where one layer's Kubernetes resources go: a kubeconfig context, or manifests on disk."""
 
-    kube_context: Optional[str] = Field(
-        None, description="kubeconfig context to deploy the layer to. Unset: set renderDirectory instead")
-    render_directory: Optional[str] = Field(
+    kube_context: Optional[KubeContext] = Field(
+        None, description="kubeconfig context to deploy the layer to (not empty: that would be whichever "
+                          "context is current). Unset: set renderDirectory instead")
+    render_directory: Optional[RenderDirectory] = Field(
         None, description="Directory the layer's manifests are written to (the Kubernetes provider's "
-                          "renderYamlToDirectory) instead of deploying them. Unset: set kubeContext instead")
+                          "renderYamlToDirectory) instead of deploying them; not empty, which the provider reads "
+                          "as \"deploy to the current context\". Unset: set kubeContext instead")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ClusterTarget":

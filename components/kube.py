@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 from components.quantities import format_mib
+from components.quoting import properties_line
 
 PART_OF = "datapipe"
 NAME_LABEL = "app.kubernetes.io/name"
@@ -98,8 +99,9 @@ def confluent_env(prefix: str, properties: Mapping[str, Any]) -> list[dict[str, 
 
 
 def properties_text(properties: Mapping[str, Any]) -> str:
-    """A Java .properties file, keys in the given order."""
-    return "".join(f"{key}={value}\n" for key, value in properties.items())
+    """A Java .properties file, keys in the given order, each entry escaped for
+    java.util.Properties (components/quoting.py): a value cannot start another line."""
+    return "".join(properties_line(key, value) + "\n" for key, value in properties.items())
 
 
 def sha256(text: str) -> str:

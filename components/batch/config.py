@@ -5,12 +5,130 @@ with a 5Gi event-log volume, dbt 1Gi, and the Spark operator's controller and we
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+import re
+import urllib.parse
+from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.config_types import NAMESPACE_PATTERN, Image, JvmService, LayerConfig, NodePort, Strict
-from components.quantities import Mebibytes
+from components.config_types import (INT32_MAX, INT64_MAX, Cidr, HostName, Image, JvmService, LayerConfig, LocalPath,
+                                     Mebibytes, Namespace, NodePort, Strict, check_dns_label, check_host_name)
+
+# --- grammars of the batch layer's values ----------------------------------------------------------
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    """An absolute URL of one of `schemes` with a host name, no credentials or fragment, and
+    only RFC 3986 characters (no whitespace, quotes or backslashes)."""
+    if not re.fullmatch(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+", value):
+        raise ValueError(f"{value!r} is not a URL: it has characters a URL cannot hold (whitespace, quotes, "
+                         "backslashes, non-ASCII)")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URL")
+    if "@" in parts.netloc or parts.fragment:
+        raise ValueError(f"{value!r} has credentials or a fragment; name the repository only")
+    host, _, port = parts.netloc.partition(":")
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"{value!r} has an invalid port")
+    check_host_name(host)
+    return value
+
+
+def _chart_repository(value: str) -> str:
+    return _url(value, ("https", "http", "oci"))
+
+
+def _maven_coordinate(value: str) -> str:
+    # group:artifact:version, each part a name Maven accepts in a repository path. No '..'
+    # (a path step in the jar's URL) and no ',' (spark.jars.packages separates coordinates by it).
+    part = r"[A-Za-z0-9_](?:[A-Za-z0-9_.+-]*[A-Za-z0-9_+])?"
+    if not re.fullmatch(rf"{part}:{part}:{part}", value) or ".." in value:
+        raise ValueError(f"{value!r} is not a Maven coordinate group:artifact:version (letters, digits, "
+                         "'_', '.', '-', '+'; no '..')")
+    return value
+
+
+def _event_log_dir(value: str) -> str:
+    # s3a://<bucket>[/<key prefix>]: the bucket's grammar is checked against the buckets
+    # themselves (StackConfig), the key prefix here. It reaches JVM flags and spark-defaults.
+    match = re.fullmatch(r"s3a://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[A-Za-z0-9_.=+-]+)*/?", value)
+    if match is None or any(step in (".", "..") for step in value[len("s3a://"):].split("/")[1:]):
+        raise ValueError(f"{value!r} is not an s3a:// location: s3a://<bucket>/<prefix>, the prefix of "
+                         "letters, digits and '_.=+-' between slashes (no . or .. steps)")
+    return value
+
+
+def _spark_application_name(value: str) -> str:
+    # The operator names the driver's UI Service <name>-ui-svc, which must be a DNS label too.
+    check_dns_label(value)
+    if len(value + "-ui-svc") > 63:
+        raise ValueError(f"{value!r} is too long: the Spark operator names a Service {value}-ui-svc, "
+                         "which must stay within 63 characters")
+    return value
+
+
+_CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
+                ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                                  "dec")),
+                ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")))
+# The descriptors Kubernetes' cron parser (robfig/cron, standard) takes besides five fields.
+CRON_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...], offset: int) -> int:
+    if text.lower() in names:
+        return names.index(text.lower()) + offset
+    if not re.fullmatch(r"[0-9]{1,2}", text) or not low <= int(text) <= high:
+        raise ValueError(text)
+    return int(text)
+
+
+def _cron_field(text: str, low: int, high: int, names: tuple[str, ...], wildcard_ok: tuple[str, ...]) -> None:
+    offset = low  # names count from the field's first value: jan = 1, sun = 0
+    for item in text.split(","):
+        span, _, step = item.partition("/")
+        if step and (not re.fullmatch(r"[0-9]{1,2}", step) or not 1 <= int(step) <= high - low + 1):
+            raise ValueError(item)
+        if span in wildcard_ok:
+            continue
+        start, dash, end = span.partition("-")
+        first = _cron_value(start, low, high, names, offset)
+        if dash and _cron_value(end, low, high, names, offset) < first:
+            raise ValueError(item)
+
+
+def _cron(value: str) -> str:
+    """A Kubernetes CronJob schedule: five fields (minute hour day-of-month month day-of-week) of
+    values, ranges, lists, steps and names in their ranges, or one of the @ descriptors."""
+    if value in CRON_DESCRIPTORS:
+        return value
+    fields = [field for field in value.split(" ") if field]
+    if len(fields) != 5 or not re.fullmatch(r"[ -~]+", value):
+        raise ValueError(f"{value!r} is not a cron schedule: five fields separated by spaces (minute "
+                         "hour day-of-month month day-of-week), e.g. '15 * * * *', or one of "
+                         + ", ".join(CRON_DESCRIPTORS))
+    for text, (what, low, high, names) in zip(fields, _CRON_FIELDS):
+        try:
+            _cron_field(text, low, high, names, ("*", "?") if what.startswith("day of") else ("*",))
+        except ValueError:
+            raise ValueError(f"{value!r}: the {what} field {text!r} is not a value, range, list or step within "
+                             f"{low}-{high}" + (f" (or {names[0]}-{names[-1]})" if names else "")) from None
+    return value
+
+
+def _argv_word(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{value!r} contains a NUL character, which a process argument cannot hold")
+    return value
+
+
+ChartRepository = Annotated[str, AfterValidator(_chart_repository)]
+MavenCoordinate = Annotated[str, AfterValidator(_maven_coordinate)]
+EventLogDir = Annotated[str, AfterValidator(_event_log_dir)]
+SparkApplicationName = Annotated[str, AfterValidator(_spark_application_name)]
+CronSchedule = Annotated[str, AfterValidator(_cron)]
+ArgvWord = Annotated[str, AfterValidator(_argv_word)]
 
 
 class OperatorPodConfig(Strict):
@@ -26,11 +144,13 @@ class SparkOperatorConfig(Strict):
     packaged `.tgz`; `repository` and `version` are then ignored."""
 
     enabled: bool = Field(True, description="Install the operator; only it runs SparkApplications (the smoke job)")
-    chart: str = Field("spark-operator", description="Chart name in the repository")
+    chart: str = Field("spark-operator", pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$",
+                       description="Chart name in the repository (lower-case letters, digits, '.', '_', '-')")
     version: str = Field("2.5.1", pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", description="Chart version (x.y.z)")
-    repository: str = Field("https://kubeflow.github.io/spark-operator", pattern=r"^(https?|oci)://",
-                            description="Chart repository URL (https:// or oci://)")
-    chart_path: Optional[str] = Field(None, min_length=1,
+    repository: ChartRepository = Field("https://kubeflow.github.io/spark-operator",
+                                        description="Chart repository URL (https:// or oci://, a host name, no "
+                                                    "credentials)")
+    chart_path: Optional[LocalPath] = Field(None,
                                       description="Local chart directory or packaged .tgz, for air-gapped installs "
                                                   "and render mode; repository and version are then ignored. "
                                                   "Unset: the chart comes from repository at version")
@@ -60,14 +180,14 @@ class SparkRoleConfig(Strict):
     memory_overhead_mib: Optional[Mebibytes] = Field(
         None, alias="memoryOverhead",
         description="Non-heap memory added to the pod, a size. Unset: Spark's own rule, max(384Mi, 10% of memory)")
-    cores: int = Field(1, ge=1, description="CPU cores Spark schedules tasks on")
+    cores: int = Field(1, ge=1, le=INT32_MAX, description="CPU cores Spark schedules tasks on")
     core_limit: Optional[str] = Field(None, pattern=r"^[0-9]+(\.[0-9]+)?m?$",
                                       description="Pod CPU limit, a Kubernetes CPU quantity (e.g. 1500m). "
                                                   "Unset: no CPU limit")
 
 
 class SparkExecutorConfig(SparkRoleConfig):
-    instances: int = Field(2, ge=1, description="Executors per job")
+    instances: int = Field(2, ge=1, le=INT32_MAX, description="Executors per job")
 
 
 class SmokeJobConfig(Strict):
@@ -76,8 +196,11 @@ class SmokeJobConfig(Strict):
 
     enabled: bool = Field(False, description="Submit the SparkPi job as a SparkApplication (needs "
                                              "sparkOperator.enabled)")
-    name: str = Field("spark-pi", pattern=NAMESPACE_PATTERN, description="Name of the SparkApplication")
-    slices: int = Field(100, ge=1, description="SparkPi's argument: partitions the computation is split into")
+    name: SparkApplicationName = Field("spark-pi", description="Name of the SparkApplication (a DNS-1123 label of "
+                                                               "at most 56 characters: the operator appends "
+                                                               "-ui-svc)")
+    slices: int = Field(100, ge=1, le=INT32_MAX, description="SparkPi's argument: partitions the computation is "
+                                                             "split into (a Java int)")
 
 
 ICEBERG = "1.9.2"
@@ -97,7 +220,7 @@ class SparkConfig(Strict):
         SparkExecutorConfig(memory=4096, cores=2, core_limit="2", instances=2), description="The executor pods")
     # Resolved by spark-submit from Maven Central at start. Versions follow the image: Spark 3.5's
     # Hadoop 3.3.4 client needs hadoop-aws 3.3.4 and the AWS SDK bundle it was built against.
-    packages: tuple[str, ...] = Field(
+    packages: tuple[MavenCoordinate, ...] = Field(
         (
             f"org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:{ICEBERG}",
             "org.apache.hadoop:hadoop-aws:3.3.4",
@@ -121,12 +244,13 @@ class HistoryServerConfig(JvmService):
                                                                       "when eventLogDir is unset)")
     # Unset: the event logs live on the History Server's PVC (the product description's 5Gi volume). An s3a://
     # location frees jobs from the PVC's node (Kind's volumes are ReadWriteOnce).
-    event_log_dir: Optional[str] = Field(
-        None, pattern=r"^s3a://[a-z0-9][a-z0-9.-]+[a-z0-9](/.*)?$",
-        description="s3a:// location of the event logs, in the lake or raw bucket; frees jobs from the volume's "
-                    "node. Unset: the event logs live on the History Server's volume claim")
-    retention_days: int = Field(7, ge=1, description="Days event logs are kept before the History Server cleans "
-                                                     "them up")
+    event_log_dir: Optional[EventLogDir] = Field(
+        None, description="s3a:// location of the event logs, in the lake or raw bucket (s3a://<bucket>/<prefix>, "
+                          "the prefix of letters, digits and '_.=+-'); frees jobs from the volume's node. Unset: "
+                          "the event logs live on the History Server's volume claim")
+    # spark.history.fs.cleaner.maxAge: days, converted to milliseconds in a Java long.
+    retention_days: int = Field(7, ge=1, le=INT64_MAX // 86_400_000,
+                                description="Days event logs are kept before the History Server cleans them up")
     # Fetches the s3a filesystem jars from Maven Central when event logs are on s3a.
     download_image: Image = Field("curlimages/curl:8.11.1",
                                   description="Image of the init container that fetches the s3a jars from Maven "
@@ -143,11 +267,13 @@ class DbtConfig(Strict):
                                                       "cloud.snowflake.enabled (dbt's only target)")
     image: Image = Field("ghcr.io/dbt-labs/dbt-snowflake:1.9.0", description="dbt image, pinned to a tag or digest")
     memory_mib: Mebibytes = Field(1024, alias="memory", description="Container memory request and limit, a size")
-    schedule: str = Field("15 * * * *", pattern=r"^(\S+\s+){4}\S+$",
-                          description="Cron schedule of the dbt CronJob (five fields)")
+    schedule: CronSchedule = Field("15 * * * *",
+                                   description="Cron schedule of the dbt CronJob, in UTC: five fields (minute 0-59, "
+                                               "hour 0-23, day of month 1-31, month 1-12, day of week 0-6) or "
+                                               "@hourly, @daily, @weekly, @monthly, @yearly")
     # `dbt debug` proves the profile and credentials; bake a project into `image` and run e.g.
     # ["dbt", "build", "--project-dir", "/app"] for real transformations.
-    command: tuple[str, ...] = Field(("dbt", "debug"), min_length=1,
+    command: tuple[ArgvWord, ...] = Field(("dbt", "debug"), min_length=1,
                                      description="Command the job runs; the default proves the profile and "
                                                  "credentials. Bake a project into image and run e.g. "
                                                  "[dbt, build, --project-dir, /app]")
@@ -155,8 +281,8 @@ class DbtConfig(Strict):
 
 
 class BatchConfig(LayerConfig):
-    namespace: str = Field("batch-analytics", pattern=NAMESPACE_PATTERN,
-                           description="Kubernetes namespace of the layer, created by the program")
+    namespace: Namespace = Field("batch-analytics", description="Kubernetes namespace of the layer, created by the "
+                                                                "program (a DNS-1123 label, not default or kube-*)")
     memory_budget_mib: Mebibytes = Field(18432, alias="memoryBudget",
                                          description="Memory the layer may use, a size: the namespace's "
                                                      "ResourceQuota; the limits of everything the layer runs at "
@@ -166,12 +292,14 @@ class BatchConfig(LayerConfig):
                                           description="Storage the layer may claim, a size: the namespace's "
                                                       "ResourceQuota; the volume claims must fit in it")
     # The host name clients on the host use (Kind maps the NodePorts to it; see kind/batch-cluster.yaml).
-    external_host: str = Field("localhost", description="Host name clients on the host use in the batchEndpoints "
-                                                        "output (Kind maps the NodePorts to it; see "
-                                                        "kind/batch-cluster.yaml)")
-    host_access_cidrs: tuple[str, ...] = Field(("0.0.0.0/0",), description="Source CIDRs the NetworkPolicies let "
-                                                                            "reach the NodePorts; narrow this "
-                                                                            "outside local development")
+    external_host: HostName = Field("localhost", description="Host name (RFC 1123) or IPv4 address clients on the "
+                                                             "host use in the batchEndpoints output (Kind maps the "
+                                                             "NodePorts to it; see kind/batch-cluster.yaml)")
+    # Not empty: a NetworkPolicy rule `from: []` would admit every source.
+    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
+                                                description="Source CIDRs the NetworkPolicies let reach the "
+                                                            "NodePorts (at least one: an empty list would admit "
+                                                            "every source); narrow this outside local development")
     spark_operator: SparkOperatorConfig = Field(SparkOperatorConfig(), description="The Spark operator's Helm chart")
     spark: SparkConfig = Field(SparkConfig(), description="The default Spark job profile")
     history_server: HistoryServerConfig = Field(HistoryServerConfig(), description="The Spark History Server")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Optional
-from xml.sax.saxutils import escape
 
 import pulumi
 
@@ -15,6 +14,7 @@ from components.batch import spark
 from components.batch.config import HistoryServerConfig, SparkConfig
 from components.cloud.access import S3Endpoint
 from components.layer_component import Layer, LayerComponent
+from components.quoting import jvm_option, shell_word, url_path_segment, xml_text
 
 APP = "spark-history-server"
 PORT = 18080
@@ -29,7 +29,7 @@ MKDIR_MEMORY_MIB, MKDIR_HEAP_MIB = 512, 256
 
 def maven_url(coordinate: str) -> str:
     """group:artifact:version -> the jar on Maven Central."""
-    group, artifact, version = coordinate.split(":")
+    group, artifact, version = (url_path_segment(part) for part in coordinate.split(":"))
     return f"https://repo1.maven.org/maven2/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
 
 
@@ -40,7 +40,7 @@ def s3a_jars(packages: tuple[str, ...]) -> list[str]:
 
 def core_site_xml(settings: dict[str, str]) -> str:
     """Hadoop's core-site.xml holding `settings` (the s3a options, without the spark.hadoop. prefix)."""
-    properties = "".join(f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n"
+    properties = "".join(f"  <property><name>{xml_text(k)}</name><value>{xml_text(v)}</value></property>\n"
                          for k, v in settings.items())
     return f'<?xml version="1.0"?>\n<configuration>\n{properties}</configuration>\n'
 
@@ -63,7 +63,7 @@ def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S
     }
     if endpoint is not None:
         options |= spark.s3a_settings(endpoint)
-    return " ".join(f"-D{key}={value}" for key, value in options.items())
+    return " ".join(jvm_option(key, value) for key, value in options.items())
 
 
 def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace: str, layer: str,
@@ -92,7 +92,7 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
         mounts.append({"name": "jars", "mountPath": JARS_DIR, "readOnly": True})
         extra.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(HADOOP_CONF_MAP),
                       "data": {"core-site.xml": core_site_xml(spark.s3a_settings(endpoint, prefix=""))}})
-        urls = " ".join(maven_url(p) for p in s3a_jars(spark_config.packages))
+        urls = " ".join(shell_word(maven_url(p)) for p in s3a_jars(spark_config.packages))
         init.append({
             "name": "s3a-jars",
             "image": config.download_image,

@@ -16,6 +16,7 @@ from components import kube
 from components.batch.config import SparkConfig, SparkRoleConfig
 from components.cloud.access import LakeStorage, S3Endpoint
 from components.layer_component import Layer, LayerComponent, MovedFrom
+from components.quoting import properties_line
 
 API_VERSION = "sparkoperator.k8s.io/v1beta2"
 DRIVER_APP = "spark-driver"
@@ -156,7 +157,8 @@ def spark_application(config: SparkConfig, namespace: str, layer: str, conf: Any
 
 def defaults_text(config: SparkConfig, conf: dict[str, str], namespace: str, driver_service_account: str,
                   history_claim: Optional[str]) -> str:
-    """spark-defaults.conf for jobs submitted with spark-submit: the same profile as the smoke job."""
+    """spark-defaults.conf for jobs submitted with spark-submit: the same profile as the smoke job.
+    Spark reads it with java.util.Properties, so each entry is escaped for that (components/quoting.py)."""
     volume = f"spark.kubernetes.driver.volumes.persistentVolumeClaim.{EVENTS_VOLUME}"
     mount = {} if history_claim is None else {
         # The driver writes its event log onto the History Server's volume.
@@ -175,7 +177,7 @@ def defaults_text(config: SparkConfig, conf: dict[str, str], namespace: str, dri
         **mount,
         **conf,
     }
-    return "".join(f"{key} {value}\n" for key, value in profile.items())
+    return "".join(properties_line(key, value, separator=" ") + "\n" for key, value in profile.items())
 
 
 def manifests(config: SparkConfig, namespace: str, layer: str, defaults: Any) -> list[dict[str, Any]]:

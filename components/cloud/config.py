@@ -7,19 +7,70 @@ when AWS is off, Snowflake off until a stack names its account."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.config_types import Image, NodePort, Strict
-from components.quantities import Mebibytes
+from components.config_types import INT32_MAX, HostName, Image, Mebibytes, NodePort, Strict
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# Prefixes and suffixes S3 reserves for its own kinds of buckets and access points.
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # Unquoted upper-case Snowflake identifiers: the provider quotes names, so the portable form avoids
 # objects that can only be addressed with quotes.
 IDENTIFIER = r"^[A-Z_][A-Z0-9_$]*$"
 AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$"
+
+
+def _bucket_name(value: str) -> str:
+    """S3's bucket naming rules (general purpose buckets), which the in-cluster store follows too."""
+    if not re.fullmatch(BUCKET_NAME, value):
+        raise ValueError(f"{value!r} is not a bucket name: 3-63 lower-case letters, digits, '.' and '-', starting "
+                         "and ending with a letter or digit")
+    if ".." in value or ".-" in value or "-." in value:
+        raise ValueError(f"{value!r} is not a bucket name: each dot-separated label must start and end with a "
+                         "letter or digit (no '..', '.-' or '-.')")
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{value!r} is formatted as an IP address, which S3 does not allow as a bucket name")
+    if value.startswith(BUCKET_RESERVED_PREFIXES) or value.endswith(BUCKET_RESERVED_SUFFIXES):
+        raise ValueError(f"{value!r} uses a prefix or suffix S3 reserves ({', '.join(BUCKET_RESERVED_PREFIXES)}; "
+                         f"{', '.join(BUCKET_RESERVED_SUFFIXES)})")
+    return value
+
+
+def _tag_text(value: str, what: str, low: int, high: int) -> str:
+    # AWS tags: letters (any script), digits, spaces and _ . : / = + - @.
+    if not low <= len(value) <= high or not re.fullmatch(r"[\w .:/=+@-]*", value):
+        raise ValueError(f"{value!r} is not an AWS tag {what}: {low}-{high} letters, digits, spaces and "
+                         "'_.:/=+-@'")
+    return value
+
+
+def _tag_key(value: str) -> str:
+    _tag_text(value, "key", 1, 128)
+    if value.lower().startswith("aws:"):
+        raise ValueError(f"{value!r} starts with aws:, which AWS reserves for its own tags")
+    return value
+
+
+def _tag_value(value: str) -> str:
+    return _tag_text(value, "value", 0, 256)
+
+
+BucketName = Annotated[str, AfterValidator(_bucket_name)]
+TagKey = Annotated[str, AfterValidator(_tag_key)]
+TagValue = Annotated[str, AfterValidator(_tag_value)]
+# A Snowflake object this program creates: an unquoted upper-case identifier, at most 255 characters.
+SnowflakeName = Annotated[str, Field(pattern=IDENTIFIER, max_length=255)]
+# An existing Snowflake object Pulumi's session names (any case: unquoted, Snowflake folds it).
+SnowflakeSessionName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$", max_length=255)]
 
 
 class LifecycleConfig(Strict):
@@ -30,24 +81,29 @@ class LifecycleConfig(Strict):
     come after the last transition."""
 
     infrequent_access_after_days: Optional[int] = Field(
-        None, ge=30, description="Days after creation objects move to STANDARD_IA (at least 30). Unset: they stay "
-                                 "in STANDARD")
+        None, ge=30, le=INT32_MAX,
+        description="Days after creation objects move to STANDARD_IA (at least 30). Unset: they stay "
+                    "in STANDARD")
     archive_after_days: Optional[int] = Field(
-        None, ge=1, description="Days after creation objects move to archiveStorageClass (at least "
-                                "infrequentAccessAfterDays + 30). Unset: no archive step")
+        None, ge=1, le=INT32_MAX,
+        description="Days after creation objects move to archiveStorageClass (at least "
+                    "infrequentAccessAfterDays + 30). Unset: no archive step")
     archive_storage_class: Literal["GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = Field(
         "GLACIER", description="Storage class of the archive step")
     expire_after_days: Optional[int] = Field(
-        None, ge=1, description="Days after creation objects are deleted (after the last transition). Unset: kept "
-                                "until deleted")
+        None, ge=1, le=INT32_MAX,
+        description="Days after creation objects are deleted (after the last transition). Unset: kept "
+                    "until deleted")
     # Versioned buckets keep overwritten/deleted objects as noncurrent versions until this expiry.
     noncurrent_version_expire_after_days: Optional[int] = Field(
-        None, ge=1, description="Days an overwritten or deleted object's old version is kept (versioned buckets). "
-                                "Unset: kept until deleted")
+        None, ge=1, le=INT32_MAX,
+        description="Days an overwritten or deleted object's old version is kept (versioned buckets). "
+                    "Unset: kept until deleted")
     # Parts of an upload that never completed are billed until aborted (a crashed sink leaves them).
     abort_incomplete_multipart_upload_after_days: int = Field(
-        7, ge=1, description="Days after which the parts of an upload that never completed are deleted (they "
-                             "are billed until then)")
+        7, ge=1, le=INT32_MAX,
+        description="Days after which the parts of an upload that never completed are deleted (they "
+                    "are billed until then)")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -63,9 +119,8 @@ class LifecycleConfig(Strict):
 
 class BucketConfig(Strict):
     # Unset: Pulumi names the bucket `datapipe-<stack>-<role>-<random>` (bucket names are global).
-    name: Optional[str] = Field(None, pattern=BUCKET_NAME,
-                                description="Bucket name (globally unique). Unset: Pulumi names it "
-                                            "`datapipe-<stack>-<role>-<random>`")
+    name: Optional[BucketName] = Field(None, description="Bucket name (globally unique; S3's naming rules). Unset: "
+                                                         "Pulumi names it `datapipe-<stack>-<role>-<random>`")
     versioning: bool = Field(False, description="Keep overwritten and deleted objects as noncurrent versions")
     lifecycle: LifecycleConfig = Field(LifecycleConfig(), description="Lifecycle rules of the bucket")
 
@@ -93,8 +148,9 @@ class AwsConfig(Strict):
     lake_bucket: BucketConfig = Field(default_factory=_lake_bucket,
                                       description="The lake bucket: the Iceberg warehouse Spark writes")
     # Added to the default tags (project, stack, managed-by) of every taggable AWS resource.
-    tags: dict[str, str] = Field({}, description="Tags added to the default tags (project, stack, managed-by) of "
-                                                 "every taggable AWS resource")
+    tags: dict[TagKey, TagValue] = Field({}, description="Tags added to the default tags (project, stack, "
+                                                         "managed-by) of every taggable AWS resource (AWS's tag "
+                                                         "rules: keys 1-128, values 0-256 characters)")
 
 
 class ObjectStoreConfig(Strict):
@@ -113,10 +169,10 @@ class ObjectStoreConfig(Strict):
                                                                        "against batch.storageBudget)")
     node_port: NodePort = Field(30045, description="NodePort on the batch cluster the ingestion cluster's S3 "
                                                    "sink reaches the store through")
-    raw_bucket: str = Field("datapipe-raw", pattern=BUCKET_NAME, description="Name of the raw bucket (the CDC "
-                                                                             "archive)")
-    lake_bucket: str = Field("datapipe-lake", pattern=BUCKET_NAME, description="Name of the lake bucket (the "
-                                                                               "Iceberg warehouse)")
+    raw_bucket: BucketName = Field("datapipe-raw", description="Name of the raw bucket (the CDC archive; S3's "
+                                                               "naming rules)")
+    lake_bucket: BucketName = Field("datapipe-lake", description="Name of the lake bucket (the Iceberg warehouse; "
+                                                                 "S3's naming rules); not the raw bucket")
     # The S3 region clients sign requests for; SeaweedFS accepts any.
     region: str = Field("us-east-1", pattern=AWS_REGION, description="S3 region clients sign requests for; "
                                                                      "SeaweedFS accepts any")
@@ -126,9 +182,10 @@ class ObjectStoreConfig(Strict):
     # cluster's control-plane node (kind/batch-cluster.yaml). Elsewhere, set any batch node's
     # address reachable from the ingestion cluster's pods, e.g. the output of
     #   docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' batch-analytics-control-plane
-    ingestion_host: str = Field("batch-analytics-control-plane", pattern=r"^[A-Za-z0-9.-]+$",
-                                description="Address of a batch cluster node reachable from the ingestion "
-                                            "cluster's pods; the sink connects to `<ingestionHost>:<nodePort>`. The default is "
+    ingestion_host: HostName = Field("batch-analytics-control-plane",
+                                     description="Address (a host name or IPv4 address) of a batch cluster node "
+                                                 "reachable from the ingestion cluster's pods; the sink connects "
+                                                 "to `<ingestionHost>:<nodePort>`. The default is "
                                             "the Kind batch cluster's control-plane container on the kind Docker "
                                             "network")
 
@@ -140,44 +197,48 @@ class ObjectStoreConfig(Strict):
 class SnowflakeConnection(Strict):
     """How Pulumi itself logs in (key-pair JWT); the private key is the secret datapipe:snowflakePrivateKey."""
 
-    organization_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$",
+    organization_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$", max_length=255,
                                              description="Snowflake organization name. Unset: required when "
                                                          "Snowflake is enabled")
-    account_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$",
+    account_name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_]+$", max_length=255,
                                         description="Snowflake account name. Unset: required when Snowflake is "
                                                     "enabled")
-    user: Optional[str] = Field(None, min_length=1, description="User Pulumi logs in as (key-pair). Unset: "
-                                                                "required when Snowflake is enabled")
+    user: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_$][A-Za-z0-9_.@$-]*$", max_length=255,
+                                description="User (login name) Pulumi logs in as (key-pair): letters, digits and "
+                                            "'_.@$-'. Unset: required when Snowflake is enabled")
     # Creating a storage integration needs ACCOUNTADMIN (or a role granted CREATE INTEGRATION).
-    role: str = Field("ACCOUNTADMIN", description="Role Pulumi uses; creating the storage integration needs "
-                                                  "ACCOUNTADMIN or a role granted CREATE INTEGRATION")
+    role: SnowflakeSessionName = Field("ACCOUNTADMIN", description="Role Pulumi uses (an unquoted identifier); "
+                                                                   "creating the storage integration needs "
+                                                                   "ACCOUNTADMIN or a role granted CREATE "
+                                                                   "INTEGRATION")
     # The session's warehouse; DDL needs none, so any existing warehouse will do.
-    warehouse: Optional[str] = Field(None, description="Warehouse of Pulumi's session; DDL needs none. Unset: "
-                                                       "the user's default")
+    warehouse: Optional[SnowflakeSessionName] = Field(None, description="Warehouse of Pulumi's session (an "
+                                                                        "unquoted identifier); DDL needs none. "
+                                                                        "Unset: the user's default")
 
 
 class SnowflakeWarehouseConfig(Strict):
-    name: str = Field("DATAPIPE_WH", pattern=IDENTIFIER, description="Warehouse name (unquoted upper-case "
-                                                                     "identifier)")
+    name: SnowflakeName = Field("DATAPIPE_WH", description="Warehouse name (unquoted upper-case identifier)")
     size: Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE"] = Field("XSMALL", description="Warehouse size")
     # Credits are billed while running; 60 s is Snowflake's smallest useful auto-suspend.
-    auto_suspend_seconds: int = Field(60, ge=60, description="Idle seconds before the warehouse suspends (credits "
-                                                             "are billed while it runs); at least 60")
+    auto_suspend_seconds: int = Field(60, ge=60, le=INT32_MAX,
+                                      description="Idle seconds before the warehouse suspends (credits "
+                                                  "are billed while it runs); at least 60")
 
 
 class SnowflakeRoles(Strict):
-    loader: str = Field("DATAPIPE_LOADER", pattern=IDENTIFIER,
+    loader: SnowflakeName = Field("DATAPIPE_LOADER",
                         description="Role that loads the stage's files into RAW tables")
-    transformer: str = Field("DATAPIPE_TRANSFORMER", pattern=IDENTIFIER,
+    transformer: SnowflakeName = Field("DATAPIPE_TRANSFORMER",
                              description="Role that reads RAW and builds STAGING and MARTS (dbt's role)")
-    reporter: str = Field("DATAPIPE_REPORTER", pattern=IDENTIFIER, description="Role that reads MARTS")
+    reporter: SnowflakeName = Field("DATAPIPE_REPORTER", description="Role that reads MARTS")
 
 
 class DbtUserConfig(Strict):
     """The service user dbt logs in as (role: transformer). Its private key is the secret
     datapipe:snowflakeDbtPrivateKey; Snowflake only stores the public half given here."""
 
-    name: str = Field("DATAPIPE_DBT", pattern=IDENTIFIER, description="Name of dbt's service user")
+    name: SnowflakeName = Field("DATAPIPE_DBT", description="Name of dbt's service user")
     rsa_public_key: Optional[str] = Field(None, description="Public half of dbt's key pair (PEM or its base64 "
                                                             "body). Unset: required when Snowflake is enabled")
 
@@ -200,14 +261,13 @@ class SnowflakeConfig(Strict):
     enabled: bool = Field(False, description="Create the Snowflake objects; needs the connection's account, "
                                              "dbtUser.rsaPublicKey and the secret keys")
     connection: SnowflakeConnection = Field(SnowflakeConnection(), description="How Pulumi logs in to Snowflake")
-    database: str = Field("DATAPIPE", pattern=IDENTIFIER, description="Database holding the RAW, STAGING and "
-                                                                      "MARTS schemas")
+    database: SnowflakeName = Field("DATAPIPE", description="Database holding the RAW, STAGING and MARTS schemas")
     warehouse: SnowflakeWarehouseConfig = Field(SnowflakeWarehouseConfig(), description="The warehouse")
     roles: SnowflakeRoles = Field(SnowflakeRoles(), description="Names of the least-privilege roles")
     dbt_user: DbtUserConfig = Field(DbtUserConfig(), description="dbt's service user")
     # The external stage over the raw bucket's CDC prefix (needs cloud.aws).
-    stage: str = Field("RAW_CDC_STAGE", pattern=IDENTIFIER, description="External stage over the raw bucket's "
-                                                                        "CDC prefix (only with cloud.aws)")
+    stage: SnowflakeName = Field("RAW_CDC_STAGE", description="External stage over the raw bucket's CDC prefix "
+                                                              "(only with cloud.aws)")
 
     def missing_settings(self) -> list[str]:
         """Keys an enabled Snowflake needs and has no default for (checked with the whole stack,

@@ -19,6 +19,7 @@ from components import kube
 from components.cloud.access import LakeStorage, S3Client, S3Endpoint
 from components.cloud.config import ObjectStoreConfig
 from components.layer_component import Layer, LayerComponent
+from components.quoting import shell_word
 
 APP = "object-store"
 S3_PORT = 8333
@@ -49,7 +50,7 @@ def start_script(config: ObjectStoreConfig) -> str:
     # Small volumes: each bucket is a collection that grows volume by volume, and SeaweedFS's
     # default 30GB volumes (or the image's 1GB) would not fit the claim.
     volume_mb = max(64, min(1024, config.storage_mib // 16))
-    buckets = " ".join((config.raw_bucket, config.lake_bucket))
+    buckets = " ".join(shell_word(bucket) for bucket in (config.raw_bucket, config.lake_bucket))
     return f"""set -u
 rm -f {READY_MARKER}
 weed server -dir=/data -ip.bind=0.0.0.0 -volume.max=0 -master.volumeSizeLimitMB={volume_mb} \\

@@ -3,17 +3,47 @@ validated: Postgres 1Gi, Kafka 3 x 682Mi, Schema Registry 1Gi, Connect 2Gi = 614
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+import base64
+import re
+from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.config_types import NAMESPACE_PATTERN, Image, JvmService, LayerConfig, NodePort, Strict
-from components.quantities import Mebibytes
+from components.config_types import (INT32_MAX, INT64_MAX, Cidr, HostName, Image, JvmService, LayerConfig,
+                                     Mebibytes, Namespace, NodePort, Strict)
 
 __all__ = [  # JvmService lives in components.config_types; importable from here as before.
     "JvmService", "PostgresConfig", "KafkaConfig", "TopicsConfig", "SchemaRegistryConfig", "ConnectPlugins",
     "KafkaConnectConfig", "S3SinkConfig", "ResolvedS3Sink", "IngestionConfig",
 ]
+
+
+def _sql_identifier(value: str) -> str:
+    # Lower case only: unquoted references (Debezium's publication.name, psql's -d) fold to lower
+    # case, so a name with capitals would not be the one the quoted DDL created.
+    if len(value) > 63 or not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
+        raise ValueError(f"{value!r} is not a lower-case SQL identifier: a letter or '_', then letters, digits "
+                         "or '_', at most 63 characters (PostgreSQL's NAMEDATALEN)")
+    return value
+
+
+def _slot_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
+        raise ValueError(f"{value!r} is not a replication slot name: 1-63 lower-case letters, digits or '_'")
+    return value
+
+
+# A PostgreSQL name the init SQL creates (quoted there as well, components/quoting.py).
+SqlIdentifier = Annotated[str, AfterValidator(_sql_identifier)]
+SlotName = Annotated[str, AfterValidator(_slot_name)]
+# Role names PostgreSQL reserves or reads as something else.
+RESERVED_ROLES = ("public", "none", "current_user", "current_role", "session_user")
+# The image's superuser (components/ingestion/postgres.py ADMIN_USER).
+ADMIN_ROLE = "postgres"
+# PostgreSQL's limit on int settings (max_slot_wal_keep_size counts MB), and on settings that
+# count 8kB pages (effective_cache_size is half the memory).
+PG_INT_MAX = INT32_MAX
+PG_MAX_BACKENDS = 2**18 - 1
 
 
 class PostgresConfig(Strict):
@@ -23,20 +53,43 @@ class PostgresConfig(Strict):
     node_port: NodePort = Field(30432, description="NodePort host clients reach PostgreSQL through")
     host_port: int = Field(5432, ge=1, le=65535, description="Host port Kind maps to nodePort (kind/); the port in "
                                                              "the ingestionEndpoints output")
-    database: str = Field("ecommerce", description="Database created at first start; the captured tables live in "
-                                                   "its public schema")
-    cdc_user: str = Field("cdc_user", description="Replication role Debezium logs in as (its password is generated "
-                                                  "per stack); may read only the captured tables")
-    publication: str = Field("dbz_publication", description="Publication over the captured tables that Debezium "
-                                                            "reads (pgoutput)")
-    slot_name: str = Field("debezium_slot", description="Logical replication slot Debezium streams from")
-    max_replication_slots: int = Field(4, ge=1, description="PostgreSQL max_replication_slots")
-    max_wal_senders: int = Field(8, ge=1, description="PostgreSQL max_wal_senders; at least maxReplicationSlots")
+    database: SqlIdentifier = Field("ecommerce", description="Database created at first start (a lower-case SQL "
+                                                             "identifier, not template0/template1); the captured "
+                                                             "tables live in its public schema")
+    cdc_user: SqlIdentifier = Field("cdc_user", description="Replication role Debezium logs in as (a lower-case SQL "
+                                                            "identifier, not postgres or a reserved role name; its "
+                                                            "password is generated per stack); may read only the "
+                                                            "captured tables")
+    publication: SqlIdentifier = Field("dbz_publication", description="Publication over the captured tables that "
+                                                                      "Debezium reads (pgoutput); a lower-case SQL "
+                                                                      "identifier")
+    slot_name: SlotName = Field("debezium_slot", description="Logical replication slot Debezium streams from (1-63 "
+                                                             "lower-case letters, digits or '_')")
+    max_replication_slots: int = Field(4, ge=1, le=PG_MAX_BACKENDS, description="PostgreSQL max_replication_slots")
+    max_wal_senders: int = Field(8, ge=1, le=PG_MAX_BACKENDS,
+                                 description="PostgreSQL max_wal_senders; at least maxReplicationSlots")
     # Bounds the WAL a stalled replication slot may pin, so a dead connector cannot fill the disk.
     max_slot_wal_keep_size_mib: Mebibytes = Field(
         2048, alias="maxSlotWalKeepSize",
         description="PostgreSQL max_slot_wal_keep_size, a size below storage: the most WAL a stalled slot may "
                     "keep, so a dead connector cannot fill the volume")
+
+    @field_validator("database")
+    @classmethod
+    def _not_a_template(cls, value: str) -> str:
+        if value in ("template0", "template1"):
+            raise ValueError(f"{value!r} is one of PostgreSQL's template databases; name the CDC source's own")
+        return value
+
+    @field_validator("cdc_user")
+    @classmethod
+    def _not_a_reserved_role(cls, value: str) -> str:
+        if value == ADMIN_ROLE:
+            raise ValueError(f"{value!r} is the superuser; the CDC role must be its own, least-privileged role")
+        if value in RESERVED_ROLES or value.startswith("pg_"):
+            raise ValueError(f"{value!r} is a role name PostgreSQL reserves (public, none, current_user, "
+                             "current_role, session_user, pg_*)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -44,6 +97,12 @@ class PostgresConfig(Strict):
             raise ValueError("maxWalSenders must be at least maxReplicationSlots (each slot needs a sender)")
         if self.max_slot_wal_keep_size_mib >= self.storage_mib:
             raise ValueError("maxSlotWalKeepSize must be below storage, or a stalled slot can fill the volume")
+        if self.max_slot_wal_keep_size_mib > PG_INT_MAX:
+            raise ValueError("maxSlotWalKeepSize is above PostgreSQL's limit for the setting (2147483647MB)")
+        # effective_cache_size (half the memory) counts 8kB pages in a PostgreSQL int.
+        if self.memory_mib // 2 * 128 > PG_INT_MAX:
+            raise ValueError("memory is above what PostgreSQL's effective_cache_size (half of it) can hold; "
+                             "at most 32Ti")
         return self
 
 
@@ -69,25 +128,49 @@ class KafkaConfig(JvmService):
         description="KRaft cluster id (22 characters, base64url of 16 bytes). Unset: derived from the project "
                     "and stack name, stable across updates")
 
+    @field_validator("cluster_id")
+    @classmethod
+    def _canonical_uuid(cls, value: Optional[str]) -> Optional[str]:
+        # Kafka decodes the id to 16 bytes and writes it back encoded: spare bits in the last
+        # character would come back as another id than the one the storage was formatted with.
+        canonical = value and base64.urlsafe_b64encode(base64.urlsafe_b64decode(value + "==")).decode()[:22]
+        if value is not None and canonical != value:
+            raise ValueError(f"{value!r} is not the canonical base64url encoding of 16 bytes (its last character "
+                             "has bits set that Kafka drops), e.g. one printed by kafka-storage.sh random-uuid")
+        return value
+
     @property
     def broker_node_ports(self) -> list[int]:
         return [self.broker_node_port_base + i for i in range(self.brokers)]
 
 
 class TopicsConfig(Strict):
-    partitions: int = Field(6, ge=1, description="Partitions of each CDC topic; an update raises an existing "
-                                                 "topic's count, never lowers it")
-    replication_factor: int = Field(3, ge=1, description="Replicas of each topic (also Connect's and Schema "
-                                                         "Registry's internal topics); at most brokers")
-    min_insync_replicas: int = Field(2, ge=1, description="Kafka min.insync.replicas; at most replicationFactor")
+    partitions: int = Field(6, ge=1, le=INT32_MAX, description="Partitions of each CDC topic; an update raises "
+                                                               "an existing topic's count, never lowers it")
+    replication_factor: int = Field(3, ge=1, le=2**15 - 1,
+                                    description="Replicas of each topic (also Connect's and Schema Registry's "
+                                                "internal topics); at most brokers")
+    min_insync_replicas: int = Field(2, ge=1, le=INT32_MAX,
+                                     description="Kafka min.insync.replicas; at most replicationFactor")
     compression: Literal["lz4", "snappy", "zstd", "gzip", "producer", "uncompressed"] = Field(
         "lz4", description="Kafka compression.type of the topics")
-    retention_hours: int = Field(168, ge=1, description="How long the topics keep events, in hours")
+    # Kafka's log.retention.hours is a Java int; retention.ms (hours x 3600000) then fits a long.
+    retention_hours: int = Field(168, ge=1, le=INT32_MAX,
+                                 description="How long the topics keep events, in hours (Kafka's "
+                                             "log.retention.hours, a Java int)")
     # Which of the e-commerce tables are captured (each gets a topic postgres.public.<table>).
     tables: tuple[Literal["users", "products", "orders", "order_items"], ...] = Field(
         ("users", "products", "orders", "order_items"), min_length=1,
-        description="E-commerce tables captured; each gets the topic `postgres.public.<table>`"
+        description="E-commerce tables captured, each once; each gets the topic `postgres.public.<table>`"
     )
+
+    @field_validator("tables")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({table for table in value if value.count(table) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} more than once (a publication takes each table once)")
+        return value
 
 
 class SchemaRegistryConfig(JvmService):
@@ -101,17 +184,26 @@ class SchemaRegistryConfig(JvmService):
     ] = Field("BACKWARD", description="Default schema compatibility level of the registry")
 
 
+# Debezium's release versions on Maven Central: x.y.z.Final, or a pre-release (Alpha1, Beta2, CR1).
+DEBEZIUM_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+\.(Final|Alpha[0-9]+|Beta[0-9]+|CR[0-9]+)$"
+# Confluent Hub component versions: x.y.z.
+SEMVER_CORE = r"^[0-9]+\.[0-9]+\.[0-9]+$"
+
+
 class ConnectPlugins(Strict):
-    debezium_postgres: str = Field("3.6.1.Final", description="Debezium PostgreSQL connector version, installed "
-                                                              "from Maven Central at pod start")
-    confluent_s3_sink: str = Field("10.6.7", description="Confluent S3 sink connector version, installed from "
-                                                         "Confluent Hub at pod start")
+    debezium_postgres: str = Field("3.6.1.Final", pattern=DEBEZIUM_VERSION,
+                                   description="Debezium PostgreSQL connector version (x.y.z.Final, or a "
+                                               "pre-release such as x.y.z.CR1), installed from Maven Central at "
+                                               "pod start")
+    confluent_s3_sink: str = Field("10.6.7", pattern=SEMVER_CORE,
+                                   description="Confluent S3 sink connector version (x.y.z), installed from "
+                                               "Confluent Hub at pod start")
 
 
 class KafkaConnectConfig(JvmService):
     image: Image = Field("confluentinc/cp-kafka-connect:7.9.1",
                          description="Kafka Connect container image, pinned to a tag or digest")
-    replicas: int = Field(1, ge=1, description="Connect workers (distributed mode)")
+    replicas: int = Field(1, ge=1, le=INT32_MAX, description="Connect workers (distributed mode)")
     memory_mib: Mebibytes = Field(2048, alias="memory",
                                   description="Memory request and limit of each worker's container, a size")
     # 75% of 2Gi is the product description's 1536Mi heap; Connect's converters and tasks live on the heap.
@@ -125,11 +217,22 @@ class S3SinkConfig(Strict):
     """How the archive is written. Where it goes (bucket, region, endpoint) and the key it writes
     with come from the cloud layer at deploy time, not from config (see ResolvedS3Sink)."""
 
-    prefix: str = Field("cdc", pattern=r"^[A-Za-z0-9_.-]+$",
-                        description="Key prefix of the archive in the raw bucket (the sink's topics.dir)")
-    flush_size: int = Field(1000, ge=1, description="Records per Parquet file before the sink writes it")
-    rotate_interval_seconds: int = Field(60, ge=1, description="Seconds after which the sink writes a file even "
-                                                               "if flushSize is not reached")
+    prefix: str = Field("cdc", pattern=r"^[A-Za-z0-9_.-]+$", max_length=255,
+                        description="Key prefix of the archive in the raw bucket (the sink's topics.dir): letters, "
+                                    "digits, '_', '.', '-', not . or ..")
+    # flush.size is a Java int, rotate.schedule.interval.ms a Java long.
+    flush_size: int = Field(1000, ge=1, le=INT32_MAX, description="Records per Parquet file before the sink "
+                                                                  "writes it")
+    rotate_interval_seconds: int = Field(60, ge=1, le=INT64_MAX // 1000,
+                                         description="Seconds after which the sink writes a file even if "
+                                                     "flushSize is not reached")
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_dots(cls, value: str) -> str:
+        if value in (".", ".."):
+            raise ValueError(f"{value!r} is a relative path step, not a key prefix")
+        return value
 
     def resolve(self, bucket: str, region: str, endpoint_url: Optional[str]) -> "ResolvedS3Sink":
         return ResolvedS3Sink(**self.model_dump(), bucket=bucket, region=region, endpoint_url=endpoint_url)
@@ -147,8 +250,8 @@ class ResolvedS3Sink(S3SinkConfig):
 
 
 class IngestionConfig(LayerConfig):
-    namespace: str = Field("data-ingestion", pattern=NAMESPACE_PATTERN,
-                           description="Kubernetes namespace of the layer, created by the program")
+    namespace: Namespace = Field("data-ingestion", description="Kubernetes namespace of the layer, created by the "
+                                                               "program (a DNS-1123 label, not default or kube-*)")
     memory_budget_mib: Mebibytes = Field(6144, alias="memoryBudget",
                                          description="Memory the layer may use, a size: the namespace's "
                                                      "ResourceQuota; the services' limits must fit in it")
@@ -156,13 +259,16 @@ class IngestionConfig(LayerConfig):
                                           description="Storage the layer may claim, a size: the namespace's "
                                                       "ResourceQuota; the volume claims must fit in it")
     # The host name clients on the host use (Kind maps the NodePorts to it; see kind/).
-    external_host: str = Field("localhost", description="Host name clients on the host use in the "
-                                                        "ingestionEndpoints output and Kafka's advertised "
-                                                        "listeners (Kind maps the NodePorts to it; see kind/)")
+    external_host: HostName = Field("localhost", description="Host name (RFC 1123) or IPv4 address clients on the "
+                                                             "host use in the ingestionEndpoints output and Kafka's "
+                                                             "advertised listeners (Kind maps the NodePorts to it; "
+                                                             "see kind/)")
     # Sources allowed to reach the NodePorts (the host). Narrow this outside local development.
-    host_access_cidrs: tuple[str, ...] = Field(("0.0.0.0/0",), description="Source CIDRs the NetworkPolicies let "
-                                                                            "reach the NodePorts; narrow this "
-                                                                            "outside local development")
+    # Not empty: a NetworkPolicy rule `from: []` would admit every source.
+    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
+                                                description="Source CIDRs the NetworkPolicies let reach the "
+                                                            "NodePorts (at least one: an empty list would admit "
+                                                            "every source); narrow this outside local development")
     postgres: PostgresConfig = Field(PostgresConfig(), description="PostgreSQL, the CDC source")
     kafka: KafkaConfig = Field(KafkaConfig(), description="The Kafka cluster (KRaft)")
     topics: TopicsConfig = Field(

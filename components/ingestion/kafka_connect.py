@@ -27,6 +27,7 @@ from components.ingestion.kafka import KafkaCluster
 from components.ingestion.postgres import PostgresCdc
 from components.ingestion.schema_registry import SchemaRegistry
 from components.layer_component import Layer, LayerComponent
+from components.quoting import shell_word, url_path_segment
 
 APP = "kafka-connect"
 PORT = 8083
@@ -64,13 +65,16 @@ def worker_properties(bootstrap_servers: str, replication_factor: int) -> dict[s
 
 
 def install_plugins_script(config: KafkaConnectConfig) -> str:
-    debezium = config.plugins.debezium_postgres
+    """The versions are checked by the config model and quoted here too: as URL path segments,
+    and each word for sh (components/quoting.py)."""
+    debezium = url_path_segment(config.plugins.debezium_postgres)
     url = ("https://repo1.maven.org/maven2/io/debezium/debezium-connector-postgres/"
            f"{debezium}/debezium-connector-postgres-{debezium}-plugin.tar.gz")
+    s3_sink = shell_word(f"confluentinc/kafka-connect-s3:{config.plugins.confluent_s3_sink}")
     return f"""set -eu
-curl -fsSL "{url}" | tar -xz -C {PLUGINS_DIR}
+curl -fsSL {shell_word(url)} | tar -xz -C {PLUGINS_DIR}
 confluent-hub install --no-prompt --component-dir {PLUGINS_DIR} --worker-configs /dev/null \\
-  confluentinc/kafka-connect-s3:{config.plugins.confluent_s3_sink}
+  {s3_sink}
 ls {PLUGINS_DIR}
 """
 

@@ -10,6 +10,7 @@ import pulumi
 
 from components import kube
 from components.ingestion.config import PostgresConfig, TopicsConfig
+from components.quoting import sql_identifier
 from components.layer_component import Layer, LayerComponent
 
 APP = "postgres"
@@ -91,21 +92,24 @@ def heartbeat_query() -> str:
 
 def init_sql(config: PostgresConfig, tables: tuple[str, ...]) -> str:
     """Schema, CDC role and publication. The CDC password arrives as the psql variable
-    `cdc_password`, so this text holds no secret and can live in a ConfigMap."""
-    qualified = ", ".join(f"public.{t}" for t in tables)
+    `cdc_password`, so this text holds no secret and can live in a ConfigMap. Every name from
+    the config is a quoted identifier (components/quoting.py)."""
+    qualified = ", ".join(f"public.{sql_identifier(t)}" for t in tables)
+    user, database, publication = (sql_identifier(name) for name in
+                                   (config.cdc_user, config.database, config.publication))
     statements = list(TABLE_DDL.values())
-    statements += [f"ALTER TABLE public.{t} REPLICA IDENTITY FULL;" for t in tables]
+    statements += [f"ALTER TABLE public.{sql_identifier(t)} REPLICA IDENTITY FULL;" for t in tables]
     statements += [
         f"CREATE TABLE IF NOT EXISTS public.{HEARTBEAT_TABLE} (id INTEGER PRIMARY KEY, ts TIMESTAMPTZ NOT NULL);",
         f"INSERT INTO public.{HEARTBEAT_TABLE} (id, ts) VALUES (1, now()) ON CONFLICT (id) DO NOTHING;",
-        f"CREATE ROLE {config.cdc_user} WITH LOGIN REPLICATION PASSWORD :'cdc_password';",
-        f"GRANT CONNECT ON DATABASE {config.database} TO {config.cdc_user};",
-        f"GRANT USAGE ON SCHEMA public TO {config.cdc_user};",
+        f"CREATE ROLE {user} WITH LOGIN REPLICATION PASSWORD :'cdc_password';",
+        f"GRANT CONNECT ON DATABASE {database} TO {user};",
+        f"GRANT USAGE ON SCHEMA public TO {user};",
         # Snapshots read the captured tables; heartbeats write one row. Nothing else.
-        f"GRANT SELECT ON {qualified} TO {config.cdc_user};",
-        f"GRANT SELECT, INSERT, UPDATE ON public.{HEARTBEAT_TABLE} TO {config.cdc_user};",
+        f"GRANT SELECT ON {qualified} TO {user};",
+        f"GRANT SELECT, INSERT, UPDATE ON public.{HEARTBEAT_TABLE} TO {user};",
         # Owned by the admin, so Debezium runs with publication.autocreate.mode=disabled.
-        f"CREATE PUBLICATION {config.publication} FOR TABLE {qualified}, public.{HEARTBEAT_TABLE};",
+        f"CREATE PUBLICATION {publication} FOR TABLE {qualified}, public.{HEARTBEAT_TABLE};",
     ]
     return "\n".join(statements) + "\n"
 

@@ -7,10 +7,10 @@ internal topics (compacted, as Connect requires)."""
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 
 from components.ingestion.config import TopicsConfig
+from components.quoting import shell_word
 
 TOPIC_PREFIX = "postgres"  # Debezium topic.prefix: topics are postgres.public.<table>
 DLQ_TOPIC = "s3-sink-dlq"
@@ -64,13 +64,14 @@ def ensure_topics_script(specs: list[TopicSpec], topics_cmd: str = "kafka-topics
         "done",
     ]
     for spec in specs:
-        name = shlex.quote(spec.name)
+        name = shell_word(spec.name)
         create = [topics_cmd, bootstrap, "--create", "--if-not-exists",
-                  f"--topic {name}", f"--partitions {spec.partitions}", f"--replication-factor {spec.replication_factor}"]
-        create += [f"--config {shlex.quote(f'{k}={v}')}" for k, v in spec.configs.items()]
+                  f"--topic {name}", f"--partitions {shell_word(spec.partitions)}",
+                  f"--replication-factor {shell_word(spec.replication_factor)}"]
+        create += [f"--config {shell_word(f'{k}={v}')}" for k, v in spec.configs.items()]
         lines.append(" ".join(create))
         if spec.configs:
-            pairs = shlex.quote(",".join(f"{k}={v}" for k, v in spec.configs.items()))
+            pairs = shell_word(",".join(f"{k}={v}" for k, v in spec.configs.items()))
             lines.append(f"{configs_cmd} {bootstrap} --alter --entity-type topics "
                          f"--entity-name {name} --add-config {pairs}")
     # One --describe for all topics (each CLI call is a JVM start). Its summary line per topic is
@@ -98,8 +99,8 @@ def ensure_topics_script(specs: list[TopicSpec], topics_cmd: str = "kafka-topics
         "}",
     ]
     for spec in specs:
-        lines.append(f"ensure_partitions {shlex.quote(spec.name)} {shlex.quote(_sed_literal(spec.name))} "
-                     f"{spec.partitions} {spec.replication_factor}")
+        lines.append(f"ensure_partitions {shell_word(spec.name)} {shell_word(_sed_literal(spec.name))} "
+                     f"{shell_word(spec.partitions)} {shell_word(spec.replication_factor)}")
     lines.append('echo "topics ready"')
     return "\n".join(lines) + "\n"
 

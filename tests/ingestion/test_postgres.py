@@ -26,17 +26,19 @@ def test_init_sql_creates_keyed_schema_cdc_user_and_exact_publication():
     for table in ("users", "products", "orders", "order_items"):
         assert f"CREATE TABLE IF NOT EXISTS public.{table}" in sql
     assert sql.count("PRIMARY KEY") >= 5  # four tables and the heartbeat table
-    assert "CREATE ROLE cdc_user WITH LOGIN REPLICATION PASSWORD :'cdc_password';" in sql
-    assert ("CREATE PUBLICATION dbz_publication FOR TABLE public.users, public.products, public.orders, "
-            "public.order_items, public.debezium_heartbeat;") in sql
+    # Names from the config are quoted identifiers (components/quoting.py).
+    assert "CREATE ROLE \"cdc_user\" WITH LOGIN REPLICATION PASSWORD :'cdc_password';" in sql
+    assert ('CREATE PUBLICATION "dbz_publication" FOR TABLE public."users", public."products", public."orders", '
+            'public."order_items", public.debezium_heartbeat;') in sql
     # Only reads on captured tables, writes only to the heartbeat table; never superuser.
-    assert "GRANT SELECT ON public.users, public.products, public.orders, public.order_items TO cdc_user;" in sql
+    assert ('GRANT SELECT ON public."users", public."products", public."orders", public."order_items" '
+            'TO "cdc_user";') in sql
     assert "SUPERUSER" not in sql and "GRANT ALL" not in sql
 
 
 def test_init_sql_captures_only_configured_tables():
     sql = postgres.init_sql(PostgresConfig(), ("orders",))
-    assert "FOR TABLE public.orders, public.debezium_heartbeat;" in sql
+    assert 'FOR TABLE public."orders", public.debezium_heartbeat;' in sql
     assert "CREATE TABLE IF NOT EXISTS public.users" in sql  # orders references users
 
 
