@@ -1,5 +1,5 @@
-# Entry points. Each target does its own set-up on a fresh machine (virtualenv, offline Pulumi
-# toolchain built from the Go module proxy and cached in ~/.cache/datapipe-toolchain).
+# Entry points. Each target does its own set-up on a fresh machine (virtualenv, the Pulumi toolchain:
+# an official pulumi >= v3.274.1 on PATH, else built from the Go module proxy and cached in ~/.cache/datapipe-toolchain).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN_ENV = source "$$(bash scripts/toolchain.sh --print-env-file)"
