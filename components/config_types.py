@@ -221,6 +221,16 @@ class LayerConfig(Strict):
         memory_budget_mib: int
         storage_budget_mib: int
 
+    external_host: HostName = Field("localhost", description="Host name (RFC 1123) or IPv4 address clients on the "
+                                                             "host reach the layer's NodePorts at: used in the "
+                                                             "layer's endpoint outputs (and Kafka's advertised "
+                                                             "listeners); Kind maps the NodePorts to it (kind/)")
+    # Not empty: a NetworkPolicy rule `from: []` would admit every source.
+    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
+                                                description="Source CIDRs the NetworkPolicies let reach the "
+                                                            "NodePorts (at least one: an empty list would admit "
+                                                            "every source); narrow this outside local development")
+
     # Appended inside the parentheses of the memory message, after the per-service detail.
     memory_budget_note: ClassVar[str] = ""
     # What the memory message suggests.

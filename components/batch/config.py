@@ -291,15 +291,6 @@ class BatchConfig(LayerConfig):
     storage_budget_mib: Mebibytes = Field(17408, alias="storageBudget",
                                           description="Storage the layer may claim, a size: the namespace's "
                                                       "ResourceQuota; the volume claims must fit in it")
-    # The host name clients on the host use (Kind maps the NodePorts to it; see kind/batch-cluster.yaml).
-    external_host: HostName = Field("localhost", description="Host name (RFC 1123) or IPv4 address clients on the "
-                                                             "host use in the batchEndpoints output (Kind maps the "
-                                                             "NodePorts to it; see kind/batch-cluster.yaml)")
-    # Not empty: a NetworkPolicy rule `from: []` would admit every source.
-    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
-                                                description="Source CIDRs the NetworkPolicies let reach the "
-                                                            "NodePorts (at least one: an empty list would admit "
-                                                            "every source); narrow this outside local development")
     spark_operator: SparkOperatorConfig = Field(SparkOperatorConfig(), description="The Spark operator's Helm chart")
     spark: SparkConfig = Field(SparkConfig(), description="The default Spark job profile")
     history_server: HistoryServerConfig = Field(HistoryServerConfig(), description="The Spark History Server")

@@ -258,17 +258,6 @@ class IngestionConfig(LayerConfig):
     storage_budget_mib: Mebibytes = Field(15360, alias="storageBudget",
                                           description="Storage the layer may claim, a size: the namespace's "
                                                       "ResourceQuota; the volume claims must fit in it")
-    # The host name clients on the host use (Kind maps the NodePorts to it; see kind/).
-    external_host: HostName = Field("localhost", description="Host name (RFC 1123) or IPv4 address clients on the "
-                                                             "host use in the ingestionEndpoints output and Kafka's "
-                                                             "advertised listeners (Kind maps the NodePorts to it; "
-                                                             "see kind/)")
-    # Sources allowed to reach the NodePorts (the host). Narrow this outside local development.
-    # Not empty: a NetworkPolicy rule `from: []` would admit every source.
-    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
-                                                description="Source CIDRs the NetworkPolicies let reach the "
-                                                            "NodePorts (at least one: an empty list would admit "
-                                                            "every source); narrow this outside local development")
     postgres: PostgresConfig = Field(PostgresConfig(), description="PostgreSQL, the CDC source")
     kafka: KafkaConfig = Field(KafkaConfig(), description="The Kafka cluster (KRaft)")
     topics: TopicsConfig = Field(
