@@ -183,9 +183,8 @@ def parse_stack_config(raw: Mapping[str, Any]) -> StackConfig:
     except ValidationError as error:
         problems.extend(_format_errors(error))
         config = None
-    if problems:
+    if problems or config is None:  # config is None only when the model itself reported problems
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
-    assert config is not None
     return config
 
 
