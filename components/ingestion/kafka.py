@@ -101,8 +101,15 @@ def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
     }
 
 
-START_SCRIPT = f"""set -eu
-id="${{HOSTNAME##*-}}"
+def jvm_env(config: KafkaConfig) -> list[dict[str, str]]:
+    """The JVM flags of a broker, as the image's kafka-run-class.sh reads them (the real-service
+    tests start their brokers with exactly these)."""
+    return [{"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
+            {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS}]
+
+
+START_SCRIPT = """set -eu
+id="${HOSTNAME##*-}"
 props="/etc/kafka/brokers/broker-$id.properties"
 # Storage is formatted once with the stack's cluster id; later starts keep the data.
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props"
@@ -131,8 +138,7 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
         ],
         "env": [
             {"name": "KAFKA_CLUSTER_ID", "value": cluster_id},
-            {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
-            {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
+            *jvm_env(config),
         ],
         "resources": kube.memory_resources(config.memory_mib, "250m"),
         "securityContext": kube.restricted_security_context(UID),

@@ -20,7 +20,8 @@ Cache (never the repo): ${DATAPIPE_SERVICES_CACHE:-$HOME/.cache/datapipe-service
   ivy2/                                Ivy cache for the jobs' spark.jars.packages (filled by Spark itself)
   seaweedfs-<SEAWEEDFS_VERSION>/weed   SeaweedFS built from the Go module proxy (bin/weed links to it)
   bin/                                 wrappers: kafka-storage, kafka-server-start, kafka-topics,
-                                       kafka-configs, connect-distributed, kafka-console-consumer
+                                       kafka-configs, connect-distributed, kafka-console-consumer,
+                                       kafka-reassign-partitions
   log4j.properties                     reload4j config used by every wrapper (logs go to stderr)
   m2/                                  Maven local repository (override: DATAPIPE_SERVICES_M2_REPO)
   env.sh                               the file to source
@@ -109,6 +110,7 @@ WRAPPERS = {
     "kafka-configs": "kafka.admin.ConfigCommand",                                   # kafka_2.13
     "connect-distributed": "org.apache.kafka.connect.cli.ConnectDistributed",       # connect-runtime
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",    # kafka-tools (since 3.7)
+    "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",  # kafka-tools
 }
 SERVER_WRAPPERS = ("kafka-server-start", "connect-distributed")   # log at INFO; the others at WARN
 DEBEZIUM_CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"

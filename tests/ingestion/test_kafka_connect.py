@@ -1,11 +1,18 @@
+import json
+
+import pytest
+
 from components import kube
 from components.ingestion import kafka_connect
-from components.ingestion.config import KafkaConnectConfig, TopicsConfig
+from components.ingestion.config import KafkaConnectConfig, PostgresConfig, S3SinkConfig, TopicsConfig
 from tests.shell import assert_valid_sh
+
+CONNECTOR_ARGS = (PostgresConfig(), TopicsConfig(), S3SinkConfig().resolve("datapipe-raw-test", "eu-west-1", None),
+                  "pg", 5432, "http://sr:8081")
 
 
 def test_worker_properties_distributed_mode_with_config_provider():
-    props = kafka_connect.worker_properties("kafka:9092", 3)
+    props = kafka_connect.worker_properties("kafka:9092", TopicsConfig())
     assert props["group.id"] == "datapipe-connect"
     for kind in ("config", "offset", "status"):
         assert props[f"{kind}.storage.replication.factor"] == "3"
@@ -14,8 +21,26 @@ def test_worker_properties_distributed_mode_with_config_provider():
     assert props["config.providers.dir.param.allowed.paths"] == kafka_connect.SECRETS_DIR
 
 
+@pytest.mark.parametrize("topic_codec, producer_codec", [("lz4", "lz4"), ("zstd", "zstd"), ("producer", "lz4"),
+                                                          ("uncompressed", "none")])
+def test_source_producers_compress_with_the_topics_codec(topic_codec, producer_codec):
+    props = kafka_connect.worker_properties("kafka:9092", TopicsConfig(compression=topic_codec))
+    assert props["producer.compression.type"] == producer_codec
+    assert (props["producer.linger.ms"], props["producer.batch.size"]) == ("20", "262144")
+    assert (props["producer.max.in.flight.requests.per.connection"], props["producer.enable.idempotence"]) == \
+        ("5", "true")  # idempotence: per-partition order holds with 5 in flight
+
+
+def test_connectors_cannot_override_their_client_settings():
+    assert kafka_connect.worker_properties("kafka:9092", TopicsConfig())["connector.client.config.override.policy"] \
+        == "None"
+    for body in kafka_connect.connector_files(*CONNECTOR_ARGS).values():
+        assert not [k for k in json.loads(body) if k.startswith(("producer.override.", "consumer.override.",
+                                                                  "admin.override."))]
+
+
 def test_env_uses_confluent_mapping_and_heap_from_config():
-    env = {e["name"]: e.get("value") for e in kafka_connect.container_env(KafkaConnectConfig(), "kafka:9092", 3)}
+    env = {e["name"]: e.get("value") for e in kafka_connect.container_env(KafkaConnectConfig(), "kafka:9092", TopicsConfig())}
     assert env["CONNECT_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["CONNECT_CONFIG_STORAGE_REPLICATION_FACTOR"] == "3"
     assert env["CONNECT_CONFIG_PROVIDERS_DIR_PARAM_ALLOWED_PATHS"] == kafka_connect.SECRETS_DIR

@@ -122,13 +122,20 @@ def test_wrappers_run_java_with_the_kafka_classpath_and_log_levels(tmp_path):
         args = subprocess.run([str(wrapper), "--bootstrap-server", "a b"], env=env, capture_output=True,
                               text=True, check=True).stdout.splitlines()
         level = "INFO" if name in ("kafka-server-start", "connect-distributed") else "WARN"
-        assert args == ["-Xmx256m", f"-Dlog4j.configuration=file:{lay.log4j_file}", f"-Ddatapipe.log.level={level}",
+        # kafka-run-class.sh's defaults when the env sets nothing
+        assert args == ["-Xmx256m", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                        "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+                        "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+                        f"-Dlog4j.configuration=file:{lay.log4j_file}", f"-Ddatapipe.log.level={level}",
                         "-cp", f"{lay.kafka_libs}/*", main_class, "--bootstrap-server", "a b"]
+    # The pods' env (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS, KAFKA_OPTS) reaches java in kafka-run-class.sh's order.
     args = subprocess.run([str(lay.bin_dir / "kafka-topics")], capture_output=True, text=True, check=True,
                           env={**env, "KAFKA_HEAP_OPTS": "-Xmx1g -Xms1g", "KAFKA_OPTS": "-Dx=1",
+                               "KAFKA_JVM_PERFORMANCE_OPTS": "-XX:+UseG1GC -XX:MaxGCPauseMillis=20",
                                "DATAPIPE_KAFKA_LOG_LEVEL": "DEBUG"}).stdout.splitlines()
-    assert args[:4] == ["-Xmx1g", "-Xms1g", "-Dx=1", f"-Dlog4j.configuration=file:{lay.log4j_file}"]
-    assert "-Ddatapipe.log.level=DEBUG" in args
+    assert args == ["-Xmx1g", "-Xms1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                    f"-Dlog4j.configuration=file:{lay.log4j_file}", "-Ddatapipe.log.level=DEBUG",
+                    "-cp", f"{lay.kafka_libs}/*", "-Dx=1", services.WRAPPERS["kafka-topics"]]
 
 
 def test_env_file_exports_what_the_tests_read(tmp_path):

@@ -10,10 +10,14 @@ JVM heaps — with only these changes, each made by a named function below:
   own ports on 127.0.0.1 and its own directories;
 - converters (`without_avro`): Confluent's Avro converter and Schema Registry are not on Maven
   Central, so the connector uses Kafka's JsonConverter. Everything else in the config is unchanged.
+
+Experiments (scripts/bench_cdc.py's flags, never the tests) may merge keys over the connector config
+and the worker properties: Pipeline(connector_overrides=..., worker_overrides=...).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pwd
@@ -31,7 +35,8 @@ from typing import Any, Callable, Optional
 
 from components import kube
 from components.ingestion import connectors, kafka_connect, postgres as pg, topics as topic_decl
-from components.ingestion.config import IngestionConfig
+from components.ingestion.config import IngestionConfig, KafkaConfig
+from components.ingestion import kafka as kafka_builder
 from components.ingestion.kafka import BrokerEndpoints, broker_properties
 
 HOST = "127.0.0.1"
@@ -77,13 +82,23 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, log: Optional
 
 
 class Process:
-    """A long-running service process with its output in a log file."""
+    """A long-running service process with its output in a log file.
+
+    Each runs in its own session (process group), so a stop reaches the whole tree; any still
+    running when the interpreter exits (a test that failed half-way, Ctrl-C) is killed then."""
+
+    running: set["Process"] = set()
 
     def __init__(self, name: str, args: list[str], log: Path, env: Optional[dict] = None, user: Optional[str] = None):
         self.name, self.log = name, log
         self._out = open(log, "ab")
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=env, user=user,
                                      start_new_session=True)
+        Process.running.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -100,6 +115,25 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._out.close()
+        Process.running.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: a crash, nothing shut down cleanly."""
+        self.stop(signal.SIGKILL, timeout=10)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(Process.running):
+        try:
+            process.kill()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def env_values(entries: list[dict[str, str]]) -> dict[str, str]:
+    """A container's `env` list (plain values) as a process environment."""
+    return {entry["name"]: entry["value"] for entry in entries}
 
 
 def http_json(method: str, url: str, body: Optional[dict] = None, timeout: float = 30):
@@ -139,11 +173,7 @@ class Postgres:
     def start(self) -> "Postgres":
         subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", pg.ADMIN_USER, "--auth-local=trust",
                         "--auth-host=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True, user=self.user)
-        args = [str(self.bin / "postgres"), "-D", str(self.data)]
-        for key, value in self.settings.items():
-            args += ["-c", f"{key}={value}"]
-        self.process = Process("postgres", args, self.dir / "postgres.log", user=self.user)
-        wait_for(lambda: self.psql("SELECT 1", database="postgres") == "1", 60, "PostgreSQL", self.process.log)
+        self.start_server()
         self.psql(f"CREATE DATABASE {self.config.database}", database="postgres")
         init = self.dir / "init.sql"
         init.write_text(pg.init_sql(self.config, tuple(self.tables)))
@@ -152,9 +182,31 @@ class Postgres:
                        check=True, capture_output=True, text=True)
         return self
 
+    def start_server(self, timeout: float = 60) -> float:
+        """Start the server on the existing data directory; the seconds until it answers."""
+        args = [str(self.bin / "postgres"), "-D", str(self.data)]
+        for key, value in self.settings.items():
+            args += ["-c", f"{key}={value}"]
+        self.process = Process("postgres", args, self.dir / "postgres.log", user=self.user)
+        return wait_for(lambda: self.psql("SELECT 1", database="postgres") == "1", timeout, "PostgreSQL",
+                        self.process.log, interval=0.1)
+
+    def restart(self) -> float:
+        """A fast shutdown (SIGINT: sessions and walsenders are disconnected) and a start on the
+        same data; the seconds it took."""
+        start = time.monotonic()
+        self.stop()
+        self.start_server()
+        return time.monotonic() - start
+
     @property
     def tables(self) -> tuple[str, ...]:
         return tuple(pg.TABLE_DDL)
+
+    def psql_args(self, database: Optional[str] = None, user: str = pg.ADMIN_USER,
+                  host: Optional[str] = None) -> list[str]:
+        """psql as the admin over the Unix socket, unaligned and tuples only, stopping at the first error."""
+        return self._psql_args(database or self.config.database, user, host)
 
     def _psql_args(self, database: str, user: str = pg.ADMIN_USER, host: Optional[str] = None) -> list[str]:
         return [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host or str(self.dir),
@@ -183,15 +235,20 @@ class Postgres:
 
 def localize_broker(props: dict[str, str], node_id: int, internal: list[int], controller: list[int],
                     external: list[int], log_dir: Path) -> dict[str, str]:
-    """The builder's broker properties with host-local addresses. Every other key is unchanged."""
+    """The builder's broker properties with host-local addresses: each listener the builder declares
+    (a broker-only node has no CONTROLLER listener) and each voter it names keeps its place, on this
+    host's ports. Every other key is unchanged."""
     for key in ("listeners", "advertised.listeners", "controller.quorum.voters", "log.dirs"):
         assert key in props, f"broker_properties no longer sets {key}: update this harness"
+    ports = {"INTERNAL": internal[node_id], "CONTROLLER": controller[node_id], "EXTERNAL": external[node_id]}
+    local = lambda key: ",".join(f"{name}://{HOST}:{ports[name]}"  # noqa: E731
+                                 for name in (entry.split("://")[0] for entry in props[key].split(",")))
+    voters = [int(voter.split("@")[0]) for voter in props["controller.quorum.voters"].split(",")]
     return {
         **props,
-        "listeners": f"INTERNAL://{HOST}:{internal[node_id]},CONTROLLER://{HOST}:{controller[node_id]},"
-                     f"EXTERNAL://{HOST}:{external[node_id]}",
-        "advertised.listeners": f"INTERNAL://{HOST}:{internal[node_id]},EXTERNAL://{HOST}:{external[node_id]}",
-        "controller.quorum.voters": ",".join(f"{i}@{HOST}:{port}" for i, port in enumerate(controller)),
+        "listeners": local("listeners"),
+        "advertised.listeners": local("advertised.listeners"),
+        "controller.quorum.voters": ",".join(f"{i}@{HOST}:{controller[i]}" for i in voters),
         "log.dirs": str(log_dir),
     }
 
@@ -207,16 +264,33 @@ class Kafka:
         n = self.config.brokers
         ports = free_ports(3 * n)
         self.internal, self.controller, self.external = ports[:n], ports[n:2 * n], ports[2 * n:]
-        endpoints = BrokerEndpoints(internal_hosts=(HOST,) * n, external_host=HOST, external_ports=tuple(self.external))
-        self.properties = [
-            localize_broker(broker_properties(i, self.config, self.topics, endpoints), i, self.internal,
-                            self.controller, self.external, self.dir / f"broker-{i}" / "data")
-            for i in range(n)
-        ]
+        self.properties = [self._properties(i, self.config) for i in range(n)]
         self.cluster_id = cluster_id
         self.brokers: dict[int, Process] = {}
-        self.env = {**os.environ, "KAFKA_HEAP_OPTS": kube.jvm_heap_opts(self.config.effective_heap_mib),
-                    "KAFKA_JVM_PERFORMANCE_OPTS": kube.G1_OPTS}
+        self.env = {**os.environ, **env_values(kafka_builder.jvm_env(self.config))}  # the pods' JVM flags
+
+    def _properties(self, node_id: int, config: KafkaConfig) -> dict[str, str]:
+        n = config.brokers
+        endpoints = BrokerEndpoints(internal_hosts=(HOST,) * n, external_host=HOST, external_ports=tuple(self.external))
+        return localize_broker(broker_properties(node_id, config, self.topics, endpoints), node_id, self.internal,
+                               self.controller, self.external, self.dir / f"broker-{node_id}" / "data")
+
+    def add_broker(self) -> int:
+        """What raising `kafka.brokers` by one does to a running cluster: the builder's properties of
+        the new node (a broker-only node: the controller quorum stays the first nodes), started with
+        the same cluster id. The running brokers' properties must not change. Its node id."""
+        node_id = len(self.properties)
+        grown = self.config.model_copy(update={"brokers": node_id + 1})
+        for port_list, port in zip((self.internal, self.controller, self.external), free_ports(3)):
+            port_list.append(port)
+        unchanged = [self._properties(i, grown) for i in range(node_id)]
+        if unchanged != self.properties:
+            raise AssertionError("adding a broker changes the running brokers' properties: "
+                                 f"{[(a, b) for a, b in zip(self.properties, unchanged) if a != b]}")
+        self.config = grown
+        self.properties.append(self._properties(node_id, grown))
+        self.start_broker(node_id)
+        return node_id
 
     @property
     def bootstrap(self) -> str:
@@ -234,8 +308,7 @@ class Kafka:
         for i in range(self.config.brokers):
             self.start_broker(i)
         for i in range(self.config.brokers):
-            wait_for(lambda i=i: self._port_open(self.internal[i]), timeout, f"Kafka broker {i}",
-                     self.brokers[i].log)
+            self.wait_broker(i, timeout)
         return self
 
     @staticmethod
@@ -249,11 +322,22 @@ class Kafka:
         specs = topic_decl.declared_topics(self.topics) if specs is None else specs
         script = topic_decl.ensure_topics_script(specs)
         return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "BOOTSTRAP_SERVERS": self.bootstrap,
-                                   "KAFKA_HEAP_OPTS": "-Xmx128m", "KAFKA_OPTS": "-XX:TieredStopAtLevel=1"})
+                              env={**self.cli_env, "BOOTSTRAP_SERVERS": self.bootstrap})
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """For the Kafka command-line tools: a small heap, and the C1 compiler only (short-lived JVMs)."""
+        return {**os.environ, "KAFKA_HEAP_OPTS": "-Xmx128m", "KAFKA_OPTS": "-XX:TieredStopAtLevel=1"}
 
     def stop_broker(self, node_id: int) -> None:
         self.brokers[node_id].stop()
+
+    def kill_broker(self, node_id: int) -> None:
+        self.brokers[node_id].kill()
+
+    def wait_broker(self, node_id: int, timeout: float = 180) -> float:
+        return wait_for(lambda: self._port_open(self.internal[node_id]), timeout, f"Kafka broker {node_id}",
+                        self.brokers[node_id].log, interval=0.2)
 
     def stop(self) -> None:
         # All at once: brokers stopped one by one lose their controller quorum and hang in shutdown.
@@ -291,7 +375,8 @@ def without_avro(config: dict[str, str], registry: connectors.RegistryEndpoint) 
 
 
 class KafkaConnect:
-    def __init__(self, workdir: Path, config: IngestionConfig, kafka: Kafka):
+    def __init__(self, workdir: Path, config: IngestionConfig, kafka: Kafka,
+                 worker_overrides: Optional[dict[str, str]] = None):
         self.config = config
         self.dir = workdir / "connect"
         self.dir.mkdir()
@@ -300,10 +385,10 @@ class KafkaConnect:
         self.secrets.mkdir()
         (self.secrets / connectors.POSTGRES_PASSWORD).write_text(CDC_PASSWORD)
         self.port = free_ports(1)[0]
-        self.properties = localize_worker(
-            kafka_connect.worker_properties(kafka.bootstrap, config.topics.replication_factor), self.port, self.secrets)
-        self.env = {**os.environ, "KAFKA_HEAP_OPTS": kube.jvm_heap_opts(config.kafka_connect.effective_heap_mib),
-                    "KAFKA_JVM_PERFORMANCE_OPTS": kube.G1_OPTS}
+        self.properties = {**localize_worker(
+            kafka_connect.worker_properties(kafka.bootstrap, config.topics), self.port,
+            self.secrets), **(worker_overrides or {})}
+        self.env = {**os.environ, **env_values(kafka_connect.jvm_env(config.kafka_connect))}  # the pod's JVM flags
         self.process: Optional[Process] = None
 
     @property
@@ -315,8 +400,12 @@ class KafkaConnect:
         props.write_text(kube.properties_text(self.properties))
         self.process = Process("connect", ["connect-distributed", str(props)], self.dir / "connect.log", env=self.env)
         wait_for(lambda: http_json("GET", f"{self.url}/connectors") is not None, timeout, "Kafka Connect REST API",
-                 self.process.log)
+                 self.process.log, interval=0.2)
         return self
+
+    def kill(self) -> None:
+        if self.process:
+            self.process.kill()
 
     def source_config(self, db_port: int) -> dict[str, str]:
         registry = connectors.RegistryEndpoint(url="http://schema-registry.invalid:8081", secrets_dir=str(self.secrets))
@@ -357,7 +446,13 @@ class Record:
 
 
 class TopicReader:
-    """A consumer of the CDC topics from the beginning, accumulating what it has read."""
+    """A consumer of the CDC topics from the beginning, accumulating what it has read.
+
+    It reads in batches (`consume`), and `read_until` evaluates its condition once per batch,
+    not once per message. (The benchmark and the load tests use load.EventReader instead: a
+    separate process with incremental accounting.)"""
+
+    BATCH = 1000
 
     def __init__(self, bootstrap: str, topics: list[str]):
         from confluent_kafka import Consumer  # only the real-service tests need the client
@@ -370,17 +465,19 @@ class TopicReader:
 
     def read_until(self, done: Callable[[list[Record]], bool], timeout: float, what: str) -> list[Record]:
         deadline = time.monotonic() + timeout
+        decode = lambda raw: json.loads(raw) if raw is not None else None  # noqa: E731
         while not done(self.records):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: not seen within {timeout:.0f}s; read {len(self.records)} records")
-            message = self.consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                raise RuntimeError(f"consumer error: {message.error()}")
-            decode = lambda raw: json.loads(raw) if raw is not None else None  # noqa: E731
-            self.records.append(Record(message.topic(), message.partition(), message.offset(),
-                                       decode(message.key()), decode(message.value()), time.time()))
+            messages = self.consumer.consume(num_messages=self.BATCH, timeout=0.5)
+            consumed_at = time.time()
+            for message in messages:
+                if message.error():
+                    if message.error().fatal():
+                        raise RuntimeError(f"consumer error: {message.error()}")
+                    continue  # transient (a broker going away): librdkafka retries
+                self.records.append(Record(message.topic(), message.partition(), message.offset(),
+                                           decode(message.key()), decode(message.value()), consumed_at))
         return self.records
 
     def close(self) -> None:
@@ -392,9 +489,15 @@ class TopicReader:
 class Pipeline:
     """Postgres -> Kafka (3 brokers) -> Connect with the Debezium source, started in that order."""
 
-    def __init__(self, config: Optional[IngestionConfig] = None, cluster_id: str = "ZGF0YXBpcGUtcnVuZzUtdA"):
+    def __init__(self, config: Optional[IngestionConfig] = None, cluster_id: str = "ZGF0YXBpcGUtcnVuZzUtdA",
+                 connector_overrides: Optional[dict[str, str]] = None,
+                 worker_overrides: Optional[dict[str, str]] = None):
+        """`connector_overrides` / `worker_overrides`: keys merged over the builder's Debezium
+        connector config / Connect worker properties, for experiments (the benchmark's flags)."""
         require_services()
         self.config = config or IngestionConfig()
+        self.connector_overrides = dict(connector_overrides or {})
+        self.worker_overrides = dict(worker_overrides or {})
         self.workdir = Path(tempfile.mkdtemp(prefix="datapipe-services-"))
         self.workdir.chmod(0o755)  # the postgres OS user must reach its directory
         self.postgres = Postgres(self.workdir, self.config)
@@ -416,14 +519,43 @@ class Pipeline:
             topics = self._timed("topics", self.kafka.ensure_topics)
             if topics.returncode != 0:
                 raise AssertionError(f"the topic script failed ({topics.returncode}):\n{topics.stdout}\n{topics.stderr}")
-            self.connect = KafkaConnect(self.workdir, self.config, self.kafka)
+            self.connect = KafkaConnect(self.workdir, self.config, self.kafka, self.worker_overrides)
             self._timed("connect", self.connect.start)
-            self.connect.put_connector(connectors.SOURCE_NAME, self.connect.source_config(self.postgres.port))
+            self.connect.put_connector(connectors.SOURCE_NAME, self.source_config())
             self._timed("source-running", lambda: self.connect.wait_running(connectors.SOURCE_NAME))
         except BaseException:
             self.stop(keep_logs=True)
             raise
         return self
+
+    def source_config(self) -> dict[str, str]:
+        """The Debezium config the connector runs with: the builder's, localized, with the overrides."""
+        return {**self.connect.source_config(self.postgres.port), **self.connector_overrides}
+
+    def service_pids(self) -> dict[str, Optional[int]]:
+        """Root process of each running service (each one's whole tree is the service)."""
+        pids: dict[str, Optional[int]] = {"postgres": None}
+        if self.postgres.process and self.postgres.process.alive():
+            pids["postgres"] = self.postgres.process.pid
+        for i in range(self.kafka.config.brokers):  # kafka.config: a broker added at run time counts
+            broker = self.kafka.brokers.get(i)
+            pids[f"kafka-{i}"] = broker.pid if broker and broker.alive() else None
+        process = self.connect.process if self.connect else None
+        pids["connect"] = process.pid if process and process.alive() else None
+        return pids
+
+    def memory_limits_mib(self) -> dict[str, int]:
+        """Each service's container memory limit from the config (per broker for Kafka)."""
+        limits = {"postgres": self.config.postgres.memory_mib}
+        limits |= {f"kafka-{i}": self.config.kafka.memory_mib for i in range(self.kafka.config.brokers)}
+        limits["connect"] = self.config.kafka_connect.memory_mib
+        return limits
+
+    def heaps_mib(self) -> dict[str, Optional[int]]:
+        heaps: dict[str, Optional[int]] = {"postgres": None}
+        heaps |= {f"kafka-{i}": self.config.kafka.effective_heap_mib for i in range(self.kafka.config.brokers)}
+        heaps["connect"] = self.config.kafka_connect.effective_heap_mib
+        return heaps
 
     def stop(self, keep_logs: bool = False) -> None:
         for service in (self.connect, self.kafka, self.postgres):
