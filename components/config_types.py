@@ -207,6 +207,10 @@ class JvmService(Strict):
         return self
 
 
+# RFC 1918: Kind's nodes and the host's Docker bridge are on these; no Internet address is.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
 class LayerConfig(Strict):
     """Base of a layer's config (ingestion, batch). A layer runs in its own namespace on its own
     cluster, under a memory and a storage budget (`memoryBudget`, `storageBudget`, which size the
@@ -226,10 +230,13 @@ class LayerConfig(Strict):
                                                              "layer's endpoint outputs (and Kafka's advertised "
                                                              "listeners); Kind maps the NodePorts to it (kind/)")
     # Not empty: a NetworkPolicy rule `from: []` would admit every source.
-    host_access_cidrs: tuple[Cidr, ...] = Field(("0.0.0.0/0",), min_length=1,
+    host_access_cidrs: tuple[Cidr, ...] = Field(PRIVATE_NETWORKS, min_length=1,
                                                 description="Source CIDRs the NetworkPolicies let reach the "
                                                             "NodePorts (at least one: an empty list would admit "
-                                                            "every source); narrow this outside local development")
+                                                            "every source). The default, the private networks of "
+                                                            "RFC 1918, admits the host and the other Kind cluster "
+                                                            "(Docker's networks) and no Internet address; narrow "
+                                                            "it to your clients' networks")
 
     # Appended inside the parentheses of the memory message, after the per-service detail.
     memory_budget_note: ClassVar[str] = ""

@@ -48,6 +48,18 @@ def node_port_service(meta: dict[str, Any], pod_selector: dict[str, str], port_n
     }
 
 
+def cluster_ip_service(meta: dict[str, Any], pod_selector: dict[str, str], port_name: str,
+                       port: int) -> dict[str, Any]:
+    """A Service reachable inside the cluster only."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {"type": "ClusterIP", "selector": pod_selector,
+                 "ports": [{"name": port_name, "port": port, "targetPort": port}]},
+    }
+
+
 def recreate_deployment(meta: dict[str, Any], app: str, layer: str, replicas: int, pod: dict[str, Any],
                         pod_annotations: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """A Deployment of `app` that stops its old pods before starting new ones (strategy Recreate);

@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 
 from components import kube
+from components.config_types import PRIVATE_NETWORKS
 from components.layer_component import Layer
 from components.quantities import format_mib
 
@@ -55,7 +56,7 @@ class LayerNamespaceArgs:
     external_egress: Sequence[ExternalEgress] = ()
     # Where the host reaches the layer's NodePorts (handed to its components with the Layer).
     external_host: str = "localhost"
-    host_cidrs: Sequence[str] = ("0.0.0.0/0",)
+    host_cidrs: Sequence[str] = PRIVATE_NETWORKS
     api_roles: Sequence[RolePolicy] = ()
     # Default limit for a container that declares none: small, so a forgotten limit shows up fast.
     default_container_memory_mib: int = 256

@@ -35,5 +35,14 @@ def test_ingestion_cluster_has_host_ports_for_two_more_brokers():
     assert all(ports.get(port) == port for port in five.kafka.broker_node_ports)
 
 
+def test_every_host_port_listens_on_loopback_only():
+    """Kind binds host ports on every interface unless told otherwise: the platform's ports
+    (PostgreSQL, Kafka, the REST APIs) would be reachable from the host's network."""
+    for path in sorted(KIND.glob("*.yaml")):
+        cluster = yaml.safe_load(path.read_text())
+        mappings = [m for n in cluster["nodes"] for m in n.get("extraPortMappings", [])]
+        assert mappings and all(m.get("listenAddress") == "127.0.0.1" for m in mappings), path.name
+
+
 def test_batch_cluster_maps_the_product_description_ports():
     assert port_map(KIND / "batch-cluster.yaml") == {30040: 4040, 30041: 18080, 30042: 8888, 30043: 8080, 30044: 9090}

@@ -116,7 +116,8 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
                        "spec": kube.claim_spec(config.storage_mib)})
         volumes.append({"name": spark.EVENTS_VOLUME, "persistentVolumeClaim": {"claimName": CLAIM}})
         mounts.append({"name": spark.EVENTS_VOLUME, "mountPath": spark.EVENTS_MOUNT})
-    probe = {"httpGet": {"path": "/", "port": PORT}}
+    # Ready: the REST API lists applications (the event-log provider is up). Alive: the port accepts.
+    ready = {"httpGet": {"path": "/api/v1/applications?limit=1", "port": PORT}}
     pod: dict[str, Any] = {
         "serviceAccountName": APP,
         "enableServiceLinks": False,
@@ -130,8 +131,9 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
             "env": env,
             "resources": kube.memory_resources(config.memory_mib, "250m"),
             "securityContext": kube.restricted_security_context(spark.UID),
-            "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 10},
-            "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 15, "failureThreshold": 6},
+            "readinessProbe": {**ready, "initialDelaySeconds": 15, "periodSeconds": 10},
+            "livenessProbe": {"tcpSocket": {"port": PORT}, "initialDelaySeconds": 60, "periodSeconds": 15,
+                              "failureThreshold": 6},
             "volumeMounts": mounts,
         }],
         "volumes": volumes,

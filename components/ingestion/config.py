@@ -190,14 +190,46 @@ DEBEZIUM_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+\.(Final|Alpha[0-9]+|Beta[0-9]+|CR[0
 SEMVER_CORE = r"^[0-9]+\.[0-9]+\.[0-9]+$"
 
 
+SHA512_HEX = r"^[0-9a-f]{128}$"
+# SHA-512 of the Debezium plugin archive of each version this project has checked (the file as
+# downloaded, equal to what Maven Central publishes next to it as <archive>.sha512).
+DEBEZIUM_ARCHIVE_SHA512 = {
+    "3.6.1.Final": "774f6854a6c1c9a7ad3bdb6ddd367e9479a0b80e511ea27fc361320a955f9bf5"
+                   "7a72393ff0e045b868b63589e7e16c27266cda296d9b1419bb071e914ee4d212",
+}
+
+
+def debezium_archive_url(version: str) -> str:
+    return ("https://repo1.maven.org/maven2/io/debezium/debezium-connector-postgres/"
+            f"{version}/debezium-connector-postgres-{version}-plugin.tar.gz")
+
+
 class ConnectPlugins(Strict):
     debezium_postgres: str = Field("3.6.1.Final", pattern=DEBEZIUM_VERSION,
                                    description="Debezium PostgreSQL connector version (x.y.z.Final, or a "
                                                "pre-release such as x.y.z.CR1), installed from Maven Central at "
                                                "pod start")
+    debezium_postgres_sha512: Optional[str] = Field(
+        None, pattern=SHA512_HEX,
+        description="SHA-512 (128 lowercase hex digits) of the Debezium plugin archive, checked before it is "
+                    "unpacked; required for a version other than the default (Maven Central publishes it as "
+                    "<archive URL>.sha512)")
     confluent_s3_sink: str = Field("10.6.7", pattern=SEMVER_CORE,
                                    description="Confluent S3 sink connector version (x.y.z), installed from "
                                                "Confluent Hub at pod start")
+
+    @model_validator(mode="after")
+    def _debezium_archive_is_pinned(self):
+        if self.debezium_postgres_sha512 is None and self.debezium_postgres not in DEBEZIUM_ARCHIVE_SHA512:
+            raise ValueError(
+                f"debeziumPostgresSha512 is required for Debezium {self.debezium_postgres}: the archive is checked "
+                "against it before it is unpacked; Maven Central publishes it at "
+                f"{debezium_archive_url(self.debezium_postgres)}.sha512")
+        return self
+
+    @property
+    def debezium_archive_sha512(self) -> str:
+        return self.debezium_postgres_sha512 or DEBEZIUM_ARCHIVE_SHA512[self.debezium_postgres]
 
 
 class KafkaConnectConfig(JvmService):
@@ -208,7 +240,15 @@ class KafkaConnectConfig(JvmService):
                                   description="Memory request and limit of each worker's container, a size")
     # 75% of 2Gi is the product description's 1536Mi heap; Connect's converters and tasks live on the heap.
     default_heap_percent: ClassVar[int] = 75
-    node_port: NodePort = Field(30083, description="NodePort host clients reach the Connect REST API through")
+    # Off by default: the REST API has no authentication, and whoever reaches it can create a
+    # connector that reads the worker's mounted secrets.
+    expose_rest: bool = Field(False, alias="exposeRest",
+                              description="Open the REST API to host clients on nodePort (and the "
+                                          "ingestionEndpoints.kafkaConnect output). Off: the API is reachable "
+                                          "in the cluster only (kubectl port-forward for a look); it has no "
+                                          "authentication")
+    node_port: NodePort = Field(30083, description="NodePort host clients reach the Connect REST API through, "
+                                                   "when exposeRest is on")
     host_port: int = Field(8083, ge=1, le=65535, description="Host port Kind maps to nodePort (kind/)")
     plugins: ConnectPlugins = Field(ConnectPlugins(), description="Connector plugin versions")
 

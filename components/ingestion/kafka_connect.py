@@ -22,7 +22,7 @@ from components import kube
 from components.ingestion import connectors, topics as topic_decl
 from components.cloud.access import S3Client
 from components.ingestion.config import (KafkaConnectConfig, PostgresConfig, ResolvedS3Sink, S3SinkConfig,
-                                        TopicsConfig)
+                                        TopicsConfig, debezium_archive_url)
 from components.ingestion.kafka import KafkaCluster
 from components.ingestion.postgres import PostgresCdc
 from components.ingestion.schema_registry import SchemaRegistry
@@ -90,13 +90,22 @@ def worker_properties(bootstrap_servers: str, topics: TopicsConfig) -> dict[str,
 
 def install_plugins_script(config: KafkaConnectConfig) -> str:
     """The versions are checked by the config model and quoted here too: as URL path segments,
-    and each word for sh (components/quoting.py)."""
-    debezium = url_path_segment(config.plugins.debezium_postgres)
-    url = ("https://repo1.maven.org/maven2/io/debezium/debezium-connector-postgres/"
-           f"{debezium}/debezium-connector-postgres-{debezium}-plugin.tar.gz")
-    s3_sink = shell_word(f"confluentinc/kafka-connect-s3:{config.plugins.confluent_s3_sink}")
+    and each word for sh (components/quoting.py). The Debezium archive is checked against its
+    pinned SHA-512 before anything of it is unpacked."""
+    plugins = config.plugins
+    url = debezium_archive_url(url_path_segment(plugins.debezium_postgres))
+    sha512 = shell_word(plugins.debezium_archive_sha512)
+    s3_sink = shell_word(f"confluentinc/kafka-connect-s3:{plugins.confluent_s3_sink}")
     return f"""set -eu
-curl -fsSL {shell_word(url)} | tar -xz -C {PLUGINS_DIR}
+archive={PLUGINS_DIR}/.debezium-plugin.tar.gz
+curl -fsSL -o "$archive" {shell_word(url)}
+actual=$(sha512sum "$archive" | cut -d' ' -f1)
+if [ "$actual" != {sha512} ]; then
+  echo "datapipe: the Debezium plugin archive's SHA-512 is $actual, not "{sha512}" (kafkaConnect.plugins.debeziumPostgresSha512): not installed" >&2
+  exit 1
+fi
+tar -xzf "$archive" -C {PLUGINS_DIR}
+rm -f "$archive"
 confluent-hub install --no-prompt --component-dir {PLUGINS_DIR} --worker-configs /dev/null \\
   {s3_sink}
 ls {PLUGINS_DIR}
@@ -226,7 +235,10 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
     }
     # Recreate: a surge pod would not fit the layer's memory quota.
     deployment = kube.recreate_deployment(meta(APP), APP, layer, config.replicas, pod, annotations)
-    service = kube.node_port_service(meta(APP), kube.selector(APP), "rest", PORT, config.node_port)
+    if config.expose_rest:
+        service = kube.node_port_service(meta(APP), kube.selector(APP), "rest", PORT, config.node_port)
+    else:
+        service = kube.cluster_ip_service(meta(APP), kube.selector(APP), "rest", PORT)
     return [scripts, declared, deployment, service]
 
 
@@ -247,7 +259,7 @@ class KafkaConnectArgs:
 
 class KafkaConnect(LayerComponent):
     url: pulumi.Output[str]
-    external_url: pulumi.Output[str]
+    external_url: pulumi.Output[Optional[str]]  # None unless config.expose_rest
     connector_names: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -270,7 +282,8 @@ class KafkaConnect(LayerComponent):
         self._create(manifests(args.config, args.topics, layer.namespace, layer.name, env,
                                kafka.bootstrap_servers, files, digest), depends_on=[secret])
         self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
-        self.external_url = pulumi.Output.from_input(layer.external_url(args.config.host_port))
+        self.external_url = pulumi.Output.from_input(
+            layer.external_url(args.config.host_port) if args.config.expose_rest else None)
         self.connector_names = pulumi.Output.from_input([connectors.SOURCE_NAME, connectors.SINK_NAME])
         self.register_outputs({"url": self.url, "external_url": self.external_url,
                                "connector_names": self.connector_names})

@@ -22,8 +22,9 @@ LAYER = "ingestion"
 KAFKA, POSTGRES, REGISTRY, CONNECT = "kafka", postgres.APP, schema_registry.APP, kafka_connect.APP
 
 
-def flows() -> list[Flow]:
-    """Every connection the pipeline makes; everything else is denied."""
+def flows(expose_connect_rest: bool = False) -> list[Flow]:
+    """Every connection the pipeline makes; everything else is denied. Connect's REST API takes
+    host traffic only when the config exposes it."""
     return [
         Flow(KAFKA, KAFKA, (INTERNAL_PORT, CONTROLLER_PORT)),
         Flow(REGISTRY, KAFKA, (INTERNAL_PORT,)),
@@ -35,7 +36,7 @@ def flows() -> list[Flow]:
         Flow(None, POSTGRES, (postgres.PORT,)),
         Flow(None, KAFKA, (EXTERNAL_PORT,)),
         Flow(None, REGISTRY, (schema_registry.PORT,)),
-        Flow(None, CONNECT, (kafka_connect.PORT,)),
+        *([Flow(None, CONNECT, (kafka_connect.PORT,))] if expose_connect_rest else []),
     ]
 
 
@@ -67,7 +68,7 @@ class IngestionLayer(pulumi.ComponentResource):
             namespace=cfg.namespace, layer=LAYER, external_host=cfg.external_host,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
             service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT],
-            flows=flows(), external_egress=external_egress(args.s3.endpoint), host_cidrs=cfg.host_access_cidrs,
+            flows=flows(cfg.kafka_connect.expose_rest), external_egress=external_egress(args.s3.endpoint), host_cidrs=cfg.host_access_cidrs,
         ), child)
         layer = self.namespace.layer
 
@@ -85,6 +86,7 @@ class IngestionLayer(pulumi.ComponentResource):
         ), child)
 
         host = cfg.external_host
+        exposed = {"kafkaConnect": self.kafka_connect.external_url} if cfg.kafka_connect.expose_rest else {}
         self.endpoints = pulumi.Output.from_input({
             "postgres": f"{host}:{cfg.postgres.host_port}",
             "postgresInCluster": self.postgres.host.apply(lambda h: f"{h}:{postgres.PORT}"),
@@ -93,7 +95,7 @@ class IngestionLayer(pulumi.ComponentResource):
             "kafkaBootstrapInCluster": self.kafka.bootstrap_servers,
             "schemaRegistry": self.schema_registry.external_url,
             "schemaRegistryInCluster": self.schema_registry.url,
-            "kafkaConnect": self.kafka_connect.external_url,
+            **exposed,
             "kafkaConnectInCluster": self.kafka_connect.url,
             "connectors": self.kafka_connect.connector_names,
         })

@@ -123,6 +123,9 @@ psql -v ON_ERROR_STOP=1 -v cdc_password="$CDC_PASSWORD" \\
 """
 
 
+HEADLESS = "postgres-headless"
+
+
 def host(namespace: str) -> str:
     return f"{APP}.{namespace}.svc.cluster.local"
 
@@ -151,8 +154,10 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
         ],
         "resources": kube.memory_resources(config.memory_mib, "250m"),
         "securityContext": kube.restricted_security_context(UID),
+        # Ready: the server answers a connection to the database. Alive: the postmaster accepts
+        # TCP (a server busy in recovery is not ready, but must not be killed for it).
         "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5, "failureThreshold": 6},
-        "livenessProbe": {"exec": {"command": ready}, "initialDelaySeconds": 30, "periodSeconds": 10,
+        "livenessProbe": {"tcpSocket": {"port": PORT}, "initialDelaySeconds": 30, "periodSeconds": 10,
                           "failureThreshold": 6},
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
@@ -167,7 +172,7 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
         "kind": "StatefulSet",
         "metadata": meta(APP),
         "spec": {
-            "serviceName": APP,
+            "serviceName": HEADLESS,
             "replicas": 1,
             "selector": {"matchLabels": kube.selector(APP)},
             "template": {
@@ -191,7 +196,11 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
         },
     }
     service = kube.node_port_service(meta(APP), kube.selector(APP), "postgres", PORT, config.node_port)
-    return [init, service, statefulset]
+    # The StatefulSet's governing Service (the pod's stable DNS name): headless, as Kubernetes expects.
+    headless = {"apiVersion": "v1", "kind": "Service", "metadata": meta(HEADLESS),
+                "spec": {"clusterIP": "None", "selector": kube.selector(APP),
+                         "ports": [{"name": "postgres", "port": PORT, "targetPort": PORT}]}}
+    return [init, service, headless, statefulset]
 
 
 @dataclass

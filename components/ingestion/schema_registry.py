@@ -72,8 +72,10 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     jaas = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("schema-registry-jaas"),
             "data": {"jaas.conf": jaas_config()}}
-    # Authenticated endpoints answer 401 to a probe, so probe the socket.
-    probe = {"tcpSocket": {"port": PORT}}
+    # Ready: the REST API answers (401 without credentials, which a probe must not carry).
+    # Alive: the JVM accepts connections on its port.
+    ready = ["sh", "-c", f"code=$(curl -s -o /dev/null -w '%{{http_code}}' http://localhost:{PORT}/subjects); "
+                         '[ "$code" = 200 ] || [ "$code" = 401 ]']
     pod = {
         "serviceAccountName": APP,
         # A Service named schema-registry would inject SCHEMA_REGISTRY_PORT, which the image rejects.
@@ -86,8 +88,9 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
             "env": env,
             "resources": kube.memory_resources(config.memory_mib, "100m"),
             "securityContext": kube.restricted_security_context(UID),
-            "readinessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 5},
-            "livenessProbe": {**probe, "initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 6},
+            "readinessProbe": {"exec": {"command": ready}, "initialDelaySeconds": 15, "periodSeconds": 5},
+            "livenessProbe": {"tcpSocket": {"port": PORT}, "initialDelaySeconds": 60, "periodSeconds": 10,
+                              "failureThreshold": 6},
             "volumeMounts": [
                 {"name": "jaas", "mountPath": JAAS_DIR, "readOnly": True},
                 {"name": "users", "mountPath": USERS_DIR, "readOnly": True},

@@ -8,6 +8,7 @@ from .jvm_heap_fits import jvm_heap_fits
 from .memory_bounded import memory_bounded
 from .memory_budget import memory_budget, memory_budget_headroom
 from .no_plaintext_secrets import no_plaintext_secrets
+from .open_to_the_internet import open_to_the_internet
 from .pinned_images import pinned_images
 from .quota_matches_budget import quota_matches_budget
 from .s3_hardened import s3_hardened
@@ -25,4 +26,5 @@ def all_policies() -> list[Policy]:
         no_plaintext_secrets,
         pinned_images,
         s3_hardened,
+        open_to_the_internet,
     ]

@@ -180,8 +180,8 @@ def test_in_cluster_store_is_wired_to_both_clusters():
     assert {"protocol": "TCP", "port": 30045} in egress[-1]["ports"]
     # ... and the store accepts it from the nodes (host CIDRs), besides Spark's pods.
     ingress = program.one("NetworkPolicy", "allow-ingress-to-object-store").inputs["spec"]["ingress"]
-    sources = [rule["from"][0] for rule in ingress]
-    assert {"ipBlock": {"cidr": "0.0.0.0/0"}} in sources
+    sources = [peer for rule in ingress for peer in rule["from"]]
+    assert {"ipBlock": {"cidr": "172.16.0.0/12"}} in sources  # Kind's Docker network, a private one
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "spark-executor"}}} in sources
 
 

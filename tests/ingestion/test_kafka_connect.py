@@ -89,3 +89,65 @@ def test_scripts_are_valid_shell_and_pin_plugin_versions():
     assert_valid_sh(script)
     assert "debezium-connector-postgres/3.6.1.Final/" in script
     assert "confluentinc/kafka-connect-s3:10.6.7" in script
+
+
+def run_install_script(tmp_path, config, archive):
+    """The `plugins` init container's script with sh, tar and sha512sum, and stand-ins for curl
+    (serves `archive`) and confluent-hub (records its call); the plugin directory is in tmp_path."""
+    import subprocess
+
+    plugins, bin_dir = tmp_path / "plugins", tmp_path / "bin"
+    plugins.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text('#!/bin/sh\nwhile [ "$1" != "-o" ]; do shift; done\ncp "$FAKE_ARCHIVE" "$2"\n')
+    (bin_dir / "confluent-hub").write_text('#!/bin/sh\necho "$@" > "$FAKE_HUB_LOG"\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    script = kafka_connect.install_plugins_script(config).replace(kafka_connect.PLUGINS_DIR, str(plugins))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_ARCHIVE": str(archive), "FAKE_HUB_LOG": str(tmp_path / "hub")}
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True), plugins
+
+
+def plugin_archive(tmp_path, content: bytes):
+    import hashlib
+    import io
+    import tarfile
+
+    path = tmp_path / "plugin.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("debezium-connector-postgres/connector.jar")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return path, hashlib.sha512(path.read_bytes()).hexdigest()
+
+
+def test_plugin_archive_is_unpacked_only_when_its_sha512_matches(tmp_path):
+    archive, sha512 = plugin_archive(tmp_path, b"the connector")
+    config = KafkaConnectConfig.model_validate({"plugins": {"debeziumPostgresSha512": sha512}})
+    result, plugins = run_install_script(tmp_path, config, archive)
+    assert result.returncode == 0, result.stderr
+    assert (plugins / "debezium-connector-postgres" / "connector.jar").read_bytes() == b"the connector"
+    assert not (plugins / ".debezium-plugin.tar.gz").exists()
+    assert "confluentinc/kafka-connect-s3:10.6.7" in (tmp_path / "hub").read_text()
+
+
+def test_a_tampered_plugin_archive_is_refused_before_anything_is_unpacked(tmp_path):
+    archive, _ = plugin_archive(tmp_path, b"something else")
+    result, plugins = run_install_script(tmp_path, KafkaConnectConfig(), archive)  # the pinned 3.6.1.Final hash
+    assert result.returncode == 1
+    assert "kafkaConnect.plugins.debeziumPostgresSha512" in result.stderr and "not installed" in result.stderr
+    assert [p.name for p in plugins.iterdir()] == [".debezium-plugin.tar.gz"]  # nothing unpacked
+    assert not (tmp_path / "hub").exists()
+
+
+def test_another_debezium_version_needs_its_archive_sha512():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="debeziumPostgresSha512 is required for Debezium 3.7.0.Final.*"
+                                              "3.7.0.Final-plugin.tar.gz.sha512"):
+        KafkaConnectConfig.model_validate({"plugins": {"debeziumPostgres": "3.7.0.Final"}})
+    pinned = KafkaConnectConfig.model_validate({"plugins": {"debeziumPostgres": "3.7.0.Final",
+                                                            "debeziumPostgresSha512": "a" * 128}}).plugins
+    assert pinned.debezium_archive_sha512 == "a" * 128
+    with pytest.raises(ValidationError, match="debeziumPostgresSha512"):
+        KafkaConnectConfig.model_validate({"plugins": {"debeziumPostgresSha512": "A" * 128}})

@@ -49,14 +49,18 @@ def test_no_password_in_sql_or_init_script():
 
 
 def test_manifests_wire_secret_env_probes_and_storage():
-    init, service, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion", "ingestion")
+    init, service, headless, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion", "ingestion")
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-credentials", "key": "admin-password"}
     assert env["CDC_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "cdc-password"
     assert container["resources"]["limits"]["memory"] == "1Gi"
     assert "pg_isready" in container["readinessProbe"]["exec"]["command"]
+    assert container["livenessProbe"]["tcpSocket"]["port"] == 5432  # not the readiness check: see manifests()
     claim = statefulset["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["resources"]["requests"]["storage"] == "5120Mi"
     assert service["spec"]["ports"][0]["nodePort"] == 30432
+    # The StatefulSet is governed by a headless Service, not the NodePort one.
+    assert statefulset["spec"]["serviceName"] == headless["metadata"]["name"] == "postgres-headless"
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == service["spec"]["selector"]
     assert "init.sql" in init["data"]

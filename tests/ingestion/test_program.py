@@ -165,7 +165,8 @@ def test_outputs_expose_host_endpoints_and_secret_credentials(program):
     assert endpoints["postgres"] == "localhost:5432"
     assert endpoints["kafkaBootstrap"] == "localhost:9092"
     assert endpoints["schemaRegistry"] == "http://localhost:8081"
-    assert endpoints["kafkaConnect"] == "http://localhost:8083"
+    assert "kafkaConnect" not in endpoints  # the REST API is not exposed unless kafkaConnect.exposeRest
+    assert endpoints["kafkaConnectInCluster"] == "http://kafka-connect.data-ingestion.svc.cluster.local:8083"
     assert endpoints["connectors"] == ["postgres-cdc-source", "s3-archive-sink"]
     assert "ingestionCredentials" in program.secret_outputs
     credentials = program.outputs["ingestionCredentials"]
@@ -211,3 +212,24 @@ def test_every_manifest_passes_the_kubernetes_schema(full):
             raise AssertionError(f"{resource.name}: {error.message} at {list(error.path)}") from None
         validated += 1
     assert validated >= 70
+
+
+def host_flows_to(program, app: str) -> list[dict]:
+    """Ingress rules of the NetworkPolicy that admits host traffic to `app`, if there is one."""
+    policies = [r for r in program.of_kind("NetworkPolicy")
+                if r.inputs["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == app]
+    return [rule for r in policies for rule in r.inputs["spec"].get("ingress", [])
+            if any("ipBlock" in peer for peer in rule.get("from", []))]
+
+
+def test_connect_rest_api_stays_in_the_cluster_unless_exposed(program):
+    service = program.one("Service", "kafka-connect").inputs["spec"]
+    assert service["type"] == "ClusterIP" and "nodePort" not in service["ports"][0]
+    assert host_flows_to(program, "kafka-connect") == []
+    assert host_flows_to(program, "schema-registry")  # the host still reaches the other services
+
+    exposed = ingestion_only(run_program({"ingestion": {"kafkaConnect": {"exposeRest": True}}}))
+    service = exposed.one("Service", "kafka-connect").inputs["spec"]
+    assert service["type"] == "NodePort" and service["ports"][0]["nodePort"] == 30083
+    assert [p["port"] for rule in host_flows_to(exposed, "kafka-connect") for p in rule["ports"]] == [8083]
+    assert exposed.outputs["ingestionEndpoints"]["kafkaConnect"] == "http://localhost:8083"

@@ -37,6 +37,7 @@ EXPECTED = {
     "no-plaintext-secrets": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
     "pinned-images": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
     "s3-hardened": (StackValidationPolicy, EnforcementLevel.MANDATORY),
+    "open-to-the-internet": (ResourceValidationPolicy, EnforcementLevel.ADVISORY),
 }
 
 
