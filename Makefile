@@ -47,11 +47,15 @@ services:
 	bash scripts/services.sh
 
 ACTIONLINT_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/bin/actionlint
+KUBE_SCORE_VERSION = v1.20.0
+KUBE_SCORE_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/kube-score-$(KUBE_SCORE_VERSION)/kube-score
 
-# actionlint checks the pull-request workflow (tests/policy/test_policy_workflow.py).
+# actionlint checks the pull-request workflow (tests/policy/test_policy_workflow.py); kube-score scores the
+# rendered manifests (tests/engine/test_local_stack.py, findings accepted in tests/engine/kube-score-allowlist.yaml).
 test: venv
 	@[ -x "$(ACTIONLINT_BIN)" ] || GOBIN="$$(dirname "$(ACTIONLINT_BIN)")" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
-	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" .venv/bin/python -m pytest -ra
+	@[ -x "$(KUBE_SCORE_BIN)" ] || GOBIN="$$(dirname "$(KUBE_SCORE_BIN)")" go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" KUBE_SCORE="$(KUBE_SCORE_BIN)" .venv/bin/python -m pytest -ra
 
 test-fast: venv
 	.venv/bin/python -m pytest -ra -m "not engine and not services"

@@ -6,12 +6,18 @@ Order matters within this module: preview -> up -> second up -> destroy on one s
 make up -> make output -> apply -> make destroy on another."""
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.engine.local_stack import KUBERNETES_VERSION, ROOT, FakeKubectl, LocalStack, validate_manifests
 
 pytestmark = pytest.mark.engine
+KUBE_SCORE_CRITICAL, KUBE_SCORE_WARNING = 1, 5  # kube-score's JSON grades (OK is 10)
 
 INGESTION_COMPONENTS = {
     "datapipe:ingestion:IngestionLayer", "datapipe:platform:LayerNamespace", "datapipe:ingestion:PostgresCdc",
@@ -63,6 +69,43 @@ def test_up_renders_schema_valid_manifests(stack):
     assert validated == len(documents) - sum(1 for _, d in documents
                                              if f"{d['apiVersion']}/{d['kind']}" in unvalidated)
     assert validated >= 35
+
+
+KUBE_SCORE_ALLOWLIST = Path(__file__).with_name("kube-score-allowlist.yaml")
+
+
+def kube_score_findings(paths: list[Path]) -> dict[str, set[str]]:
+    """check id -> objects graded CRITICAL or WARNING by kube-score (`make test` installs it)."""
+    binary = os.environ.get("KUBE_SCORE") or shutil.which("kube-score")
+    if not binary:
+        pytest.fail("kube-score is not installed: run the suite with `make test`, which installs it")
+    result = subprocess.run([binary, "score", "-o", "json", *map(str, paths)], capture_output=True, text=True,
+                            timeout=300)
+    try:
+        scored_objects = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"kube-score could not score the manifests ({result.returncode}): {result.stderr[-2000:]}")
+    findings: dict[str, set[str]] = {}
+    for scored in scored_objects:
+        name = f"{scored['type_meta']['kind']}/{scored['object_meta'].get('name')}"
+        for check in scored["checks"]:
+            if check["grade"] in (KUBE_SCORE_CRITICAL, KUBE_SCORE_WARNING) and not check.get("skipped"):
+                findings.setdefault(check["check"]["id"], set()).add(name)
+    return findings
+
+
+def test_kube_score_findings_are_each_accepted_with_a_reason(stack):
+    allowlist = yaml.safe_load(KUBE_SCORE_ALLOWLIST.read_text())
+    findings = kube_score_findings(sorted(stack.rendered.rglob("*.yaml")))
+    print(f"\nkube-score: {sum(map(len, findings.values()))} findings of {len(findings)} checks, all in "
+          f"{KUBE_SCORE_ALLOWLIST.name}")
+    unlisted = {check: sorted(objects) for check, objects in findings.items() if check not in allowlist}
+    assert not unlisted, f"kube-score findings not accepted in {KUBE_SCORE_ALLOWLIST.name}: {unlisted}"
+    stale = sorted(set(allowlist) - set(findings))
+    assert not stale, f"accepted in {KUBE_SCORE_ALLOWLIST.name} but no longer found (remove them): {stale}"
+    assert all(isinstance(reason, str) and len(reason) > 40 for reason in allowlist.values())
+    # Fixed, so never accepted again: identical liveness and readiness probes.
+    assert not {"pod-probes", "pod-probes-identical"} & (set(allowlist) | set(findings))
 
 
 def test_second_up_changes_nothing(stack):
