@@ -49,13 +49,18 @@ services:
 ACTIONLINT_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/bin/actionlint
 KUBE_SCORE_VERSION = v1.20.0
 KUBE_SCORE_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/kube-score-$(KUBE_SCORE_VERSION)/kube-score
+# checkov in a virtualenv of its own: its many pinned dependencies stay out of the project's.
+CHECKOV_VERSION = 3.3.30
+CHECKOV_VENV = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/checkov-$(CHECKOV_VERSION)
 
 # actionlint checks the pull-request workflow (tests/policy/test_policy_workflow.py); kube-score scores the
-# rendered manifests (tests/engine/test_local_stack.py, findings accepted in tests/engine/kube-score-allowlist.yaml).
+# rendered manifests, and so does checkov (tests/engine/test_local_stack.py; findings accepted in
+# tests/engine/kube-score-allowlist.yaml and checkov-allowlist.yaml).
 test: venv
 	@[ -x "$(ACTIONLINT_BIN)" ] || GOBIN="$$(dirname "$(ACTIONLINT_BIN)")" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 	@[ -x "$(KUBE_SCORE_BIN)" ] || GOBIN="$$(dirname "$(KUBE_SCORE_BIN)")" go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
-	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" KUBE_SCORE="$(KUBE_SCORE_BIN)" .venv/bin/python -m pytest -ra
+	@[ -x "$(CHECKOV_VENV)/bin/checkov" ] || { rm -rf "$(CHECKOV_VENV)" && python3 -m venv "$(CHECKOV_VENV)" && "$(CHECKOV_VENV)/bin/pip" install -q "checkov==$(CHECKOV_VERSION)"; }
+	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" KUBE_SCORE="$(KUBE_SCORE_BIN)" CHECKOV="$(CHECKOV_VENV)/bin/checkov" .venv/bin/python -m pytest -ra
 
 test-fast: venv
 	.venv/bin/python -m pytest -ra -m "not engine and not services"

@@ -114,12 +114,17 @@ def init_sql(config: PostgresConfig, tables: tuple[str, ...]) -> str:
     return "\n".join(statements) + "\n"
 
 
-INIT_SCRIPT = """#!/bin/sh
-# Runs once, on an empty data directory (docker-entrypoint-initdb.d). The password comes from the
-# Secret-backed env var, never from the SQL file.
+# The Secret's keys as files (not env vars, which any process of the container can read and
+# crash dumps keep); the image reads POSTGRES_PASSWORD_FILE itself.
+SECRETS_DIR = "/run/secrets/postgres"
+INIT_SQL_PATH = "/datapipe/sql/init.sql"
+
+INIT_SCRIPT = f"""#!/bin/sh
+# Runs once, on an empty data directory (docker-entrypoint-initdb.d). The CDC password comes from
+# the Secret's file, never from the SQL file.
 set -eu
-psql -v ON_ERROR_STOP=1 -v cdc_password="$CDC_PASSWORD" \\
-     --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -f /datapipe/sql/init.sql
+psql -v ON_ERROR_STOP=1 -v cdc_password="$(cat {SECRETS_DIR}/cdc-password)" \\
+     --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -f {INIT_SQL_PATH}
 """
 
 
@@ -149,8 +154,7 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
             {"name": "POSTGRES_USER", "value": ADMIN_USER},
             {"name": "POSTGRES_DB", "value": config.database},
             {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "admin-password"}}},
-            {"name": "CDC_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": "cdc-password"}}},
+            {"name": "POSTGRES_PASSWORD_FILE", "value": f"{SECRETS_DIR}/admin-password"},
         ],
         "resources": kube.memory_resources(config.memory_mib, "250m"),
         "securityContext": kube.restricted_security_context(UID),
@@ -163,7 +167,8 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d/10-datapipe-init.sh",
              "subPath": "10-datapipe-init.sh"},
-            {"name": "init", "mountPath": "/datapipe/sql/init.sql", "subPath": "init.sql"},
+            {"name": "init", "mountPath": INIT_SQL_PATH, "subPath": "init.sql"},
+            {"name": "credentials", "mountPath": SECRETS_DIR, "readOnly": True},
             {"name": "run", "mountPath": "/var/run/postgresql"},
         ],
     }
@@ -186,6 +191,10 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
                     "volumes": [
                         {"name": "init", "configMap": {"name": "postgres-init", "defaultMode": 0o555}},
                         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                        # Readable by the postgres group only (fsGroup), never world-readable.
+                        {"name": "credentials", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
+                                                           "items": [{"key": "admin-password", "path": "admin-password"},
+                                                                     {"key": "cdc-password", "path": "cdc-password"}]}},
                     ],
                 },
             },

@@ -94,18 +94,53 @@ def kube_score_findings(paths: list[Path]) -> dict[str, set[str]]:
     return findings
 
 
-def test_kube_score_findings_are_each_accepted_with_a_reason(stack):
-    allowlist = yaml.safe_load(KUBE_SCORE_ALLOWLIST.read_text())
-    findings = kube_score_findings(sorted(stack.rendered.rglob("*.yaml")))
-    print(f"\nkube-score: {sum(map(len, findings.values()))} findings of {len(findings)} checks, all in "
-          f"{KUBE_SCORE_ALLOWLIST.name}")
+def assert_accepted(tool: str, findings: dict[str, set[str]], allowlist_path: Path) -> dict[str, str]:
+    """Every check `tool` finds something with is accepted, with a reason, in the allowlist, and
+    every accepted check still finds something. The allowlist, for further assertions."""
+    allowlist = yaml.safe_load(allowlist_path.read_text())
+    print(f"\n{tool}: {sum(map(len, findings.values()))} findings of {len(findings)} checks, all in "
+          f"{allowlist_path.name}")
     unlisted = {check: sorted(objects) for check, objects in findings.items() if check not in allowlist}
-    assert not unlisted, f"kube-score findings not accepted in {KUBE_SCORE_ALLOWLIST.name}: {unlisted}"
+    assert not unlisted, f"{tool} findings not accepted in {allowlist_path.name}: {unlisted}"
     stale = sorted(set(allowlist) - set(findings))
-    assert not stale, f"accepted in {KUBE_SCORE_ALLOWLIST.name} but no longer found (remove them): {stale}"
+    assert not stale, f"accepted in {allowlist_path.name} but no longer found (remove them): {stale}"
     assert all(isinstance(reason, str) and len(reason) > 40 for reason in allowlist.values())
+    return allowlist
+
+
+def test_kube_score_findings_are_each_accepted_with_a_reason(stack):
+    findings = kube_score_findings(sorted(stack.rendered.rglob("*.yaml")))
+    allowlist = assert_accepted("kube-score", findings, KUBE_SCORE_ALLOWLIST)
     # Fixed, so never accepted again: identical liveness and readiness probes.
     assert not {"pod-probes", "pod-probes-identical"} & (set(allowlist) | set(findings))
+
+
+CHECKOV_ALLOWLIST = Path(__file__).with_name("checkov-allowlist.yaml")
+
+
+def checkov_failures(directory: Path) -> dict[str, set[str]]:
+    """check id -> resources checkov fails it on (`make test` installs checkov in its own venv)."""
+    binary = os.environ.get("CHECKOV") or shutil.which("checkov")
+    if not binary:
+        pytest.fail("checkov is not installed: run the suite with `make test`, which installs it")
+    result = subprocess.run([binary, "-d", str(directory), "--framework", "kubernetes", "-o", "json", "--quiet",
+                             "--compact", "--skip-download"], capture_output=True, text=True, timeout=600)
+    try:
+        reports = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"checkov could not scan the manifests ({result.returncode}): {result.stderr[-2000:]}")
+    failures: dict[str, set[str]] = {}
+    for report in reports if isinstance(reports, list) else [reports]:
+        assert report["summary"]["parsing_errors"] == 0, report["summary"]
+        for failed in report["results"]["failed_checks"]:
+            failures.setdefault(failed["check_id"], set()).add(failed["resource"])
+    return failures
+
+
+def test_checkov_failures_are_each_accepted_with_a_reason(stack):
+    allowlist = assert_accepted("checkov", checkov_failures(stack.rendered), CHECKOV_ALLOWLIST)
+    # Fixed, so never accepted again: secrets in env vars (PostgreSQL reads its passwords from files).
+    assert "CKV_K8S_35" not in allowlist
 
 
 def test_second_up_changes_nothing(stack):

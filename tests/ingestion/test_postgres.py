@@ -44,7 +44,7 @@ def test_init_sql_captures_only_configured_tables():
 
 def test_no_password_in_sql_or_init_script():
     assert "PASSWORD '" not in postgres.init_sql(PostgresConfig(), TABLES)
-    assert "$CDC_PASSWORD" in postgres.INIT_SCRIPT
+    assert '"$(cat /run/secrets/postgres/cdc-password)"' in postgres.INIT_SCRIPT
     assert_valid_sh(postgres.INIT_SCRIPT)
 
 
@@ -52,8 +52,14 @@ def test_manifests_wire_secret_env_probes_and_storage():
     init, service, headless, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion", "ingestion")
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
-    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "postgres-credentials", "key": "admin-password"}
-    assert env["CDC_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "cdc-password"
+    # The passwords are files of the Secret, not env vars (checkov CKV_K8S_35).
+    assert env["POSTGRES_PASSWORD_FILE"]["value"] == "/run/secrets/postgres/admin-password"
+    assert not [e for e in container["env"] if "valueFrom" in e or "PASSWORD" in e["name"] and "value" not in e]
+    pod = statefulset["spec"]["template"]["spec"]
+    credentials = next(v for v in pod["volumes"] if v["name"] == "credentials")["secret"]
+    assert credentials["secretName"] == "postgres-credentials" and credentials["defaultMode"] == 0o440
+    assert {i["key"] for i in credentials["items"]} == {"admin-password", "cdc-password"}
+    assert {"name": "credentials", "mountPath": "/run/secrets/postgres", "readOnly": True} in container["volumeMounts"]
     assert container["resources"]["limits"]["memory"] == "1Gi"
     assert "pg_isready" in container["readinessProbe"]["exec"]["command"]
     assert container["livenessProbe"]["tcpSocket"]["port"] == 5432  # not the readiness check: see manifests()

@@ -119,7 +119,9 @@ def test_secrets_are_pulumi_secrets_and_never_plain_text(program):
         for container in pod.get("initContainers", []) + pod["containers"]:
             for env in container.get("env", []):
                 if re.search(r"PASSWORD|SECRET|TOKEN|USER_INFO", env["name"]):
-                    assert "valueFrom" in env, (resource.name, env["name"])
+                    # From a Secret: as a reference, or the path of a mounted Secret's file (*_FILE).
+                    assert "valueFrom" in env or (env["name"].endswith("_FILE") and env["value"].startswith(
+                        "/run/secrets/")), (resource.name, env["name"])
 
 
 def test_connector_configs_reference_secrets_through_the_config_provider(program):

@@ -178,8 +178,15 @@ class Postgres:
         init = self.dir / "init.sql"
         init.write_text(pg.init_sql(self.config, tuple(self.tables)))
         init.chmod(0o644)
-        subprocess.run(self._psql_args(self.config.database) + ["-v", f"cdc_password={CDC_PASSWORD}", "-f", str(init)],
-                       check=True, capture_output=True, text=True)
+        # The image's initdb.d script, verbatim but for the paths of the SQL and the Secret's files.
+        secrets = self.dir / "secrets"
+        secrets.mkdir()
+        (secrets / "cdc-password").write_text(CDC_PASSWORD)
+        script = pg.INIT_SCRIPT.replace(pg.SECRETS_DIR, str(secrets)).replace(pg.INIT_SQL_PATH, str(init))
+        subprocess.run(["sh", "-c", script], check=True, capture_output=True, text=True,
+                       env={**os.environ, "POSTGRES_USER": pg.ADMIN_USER, "POSTGRES_DB": self.config.database,
+                            "PGHOST": str(self.dir), "PGPORT": str(self.port),
+                            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"})
         return self
 
     def start_server(self, timeout: float = 60) -> float:
