@@ -31,6 +31,12 @@ def metadata(name: str, namespace: Any, app: str, layer: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": labels(app, layer)}
 
 
+def service_account(name: str) -> dict[str, Any]:
+    """The pod spec keys of a workload that never calls the Kubernetes API: its ServiceAccount, and
+    no API token mounted (the account says so too; the pod says it even if bound elsewhere)."""
+    return {"serviceAccountName": name, "automountServiceAccountToken": False}
+
+
 def opaque_secret(meta: dict[str, Any], string_data: Mapping[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
 

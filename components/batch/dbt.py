@@ -79,7 +79,7 @@ def manifests(config: DbtConfig, namespace: str, layer: str, files: Any) -> list
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("dbt-profile"), "data": files}
     pod = {
-        "serviceAccountName": APP,
+        **kube.service_account(APP),
         "restartPolicy": "Never",
         # fsGroup: the key file (mode 0400) becomes group-readable for the dbt user.
         "securityContext": {"runAsUser": UID, "runAsNonRoot": True, "fsGroup": UID},

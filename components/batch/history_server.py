@@ -119,7 +119,7 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     # Ready: the REST API lists applications (the event-log provider is up). Alive: the port accepts.
     ready = {"httpGet": {"path": "/api/v1/applications?limit=1", "port": PORT}}
     pod: dict[str, Any] = {
-        "serviceAccountName": APP,
+        **kube.service_account(APP),
         "enableServiceLinks": False,
         # fsGroup makes the event-log volume writable for jobs and the History Server's cleaner.
         "securityContext": {"runAsUser": spark.UID, "runAsNonRoot": True, "fsGroup": spark.UID},

@@ -81,7 +81,7 @@ def manifests(config: ObjectStoreConfig, namespace: str, layer: str) -> list[dic
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(APP),
              "spec": kube.claim_spec(config.storage_mib)}
     pod = {
-        "serviceAccountName": APP,
+        **kube.service_account(APP),
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "securityContext": {"runAsUser": UID, "runAsGroup": UID, "runAsNonRoot": True, "fsGroup": UID},

@@ -168,7 +168,7 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                     "annotations": {"datapipe.io/brokers-sha256": kube.sha256(brokers["broker-0.properties"])},
                 },
                 "spec": {
-                    "serviceAccountName": APP,
+                    **kube.service_account(APP),
                     "enableServiceLinks": False,
                     "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
                     "topologySpreadConstraints": [

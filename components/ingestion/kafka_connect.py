@@ -180,7 +180,7 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
     init_resources = kube.memory_resources(INIT_MEMORY_MIB, "100m")
     security = kube.restricted_security_context(UID)
     pod = {
-        "serviceAccountName": APP,
+        **kube.service_account(APP),
         "enableServiceLinks": False,
         "securityContext": {"runAsUser": UID, "runAsNonRoot": True, "fsGroup": UID},
         "initContainers": [

@@ -184,7 +184,7 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
                 "metadata": {"labels": kube.labels(APP, layer),
                              "annotations": {"datapipe.io/init-sql-sha256": kube.sha256(init["data"]["init.sql"])}},
                 "spec": {
-                    "serviceAccountName": APP,
+                    **kube.service_account(APP),
                     "enableServiceLinks": False,
                     "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
                     "containers": [container],

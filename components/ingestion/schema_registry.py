@@ -77,7 +77,7 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
     ready = ["sh", "-c", f"code=$(curl -s -o /dev/null -w '%{{http_code}}' http://localhost:{PORT}/subjects); "
                          '[ "$code" = 200 ] || [ "$code" = 401 ]']
     pod = {
-        "serviceAccountName": APP,
+        **kube.service_account(APP),
         # A Service named schema-registry would inject SCHEMA_REGISTRY_PORT, which the image rejects.
         "enableServiceLinks": False,
         "securityContext": {"runAsUser": UID, "runAsNonRoot": True},
