@@ -190,10 +190,6 @@ class ResourceMonitor(threading.Thread):
             except Exception:  # noqa: BLE001 - a process went away mid-sample
                 pass
 
-    def reset(self) -> None:
-        self.peak.clear()
-        self.peak_rss.clear()
-
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
