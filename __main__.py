@@ -20,6 +20,8 @@ from components.clusters import kubernetes_provider
 from components.config import load_stack_config
 from components.ingestion.kafka import default_cluster_id
 from components.ingestion.layer import IngestionLayer, IngestionLayerArgs
+from components.layer_component import Issuer
+from components.tls import CertificateAuthority
 
 config, secrets = load_stack_config()
 stack = pulumi.get_stack()
@@ -61,6 +63,10 @@ batch = BatchLayer(
 )
 lake = batch.storage  # AWS's buckets, or the in-cluster store's
 
+# One CA per stack: every service's certificate is issued by it; `tls.rotation` replaces it.
+ca = CertificateAuthority("stack-ca", common_name=f"DataPipe {pulumi.get_project()}/{stack} CA",
+                          rotation=config.tls.rotation)
+
 ingestion = IngestionLayer(
     "ingestion",
     IngestionLayerArgs(
@@ -69,6 +75,7 @@ ingestion = IngestionLayer(
         or default_cluster_id(pulumi.get_project(), stack),
         raw_bucket=lake.raw_bucket,
         s3=lake.sink,
+        issuer=Issuer(ca, config.tls.rotation),
     ),
     opts=pulumi.ResourceOptions(providers=[kubernetes_provider("ingestion", config.clusters.ingestion)]),
 )

@@ -20,7 +20,7 @@ from pydantic.alias_generators import to_camel
 from components.batch import memory as batch_memory
 from components.batch.config import BatchConfig
 from components.cloud.config import CloudConfig
-from components.config_types import ClusterTarget, Strict
+from components.config_types import INT32_MAX, ClusterTarget, Strict
 from components.ingestion.config import IngestionConfig
 
 NAMESPACE = "datapipe"
@@ -37,6 +37,13 @@ class ClustersConfig(Strict):
                                  description="Where the batch layer goes (kind/batch-cluster.yaml)")
 
 
+class TlsConfig(Strict):
+    rotation: int = Field(0, ge=0, le=INT32_MAX,
+                          description="Bump to issue a new CA and new leaf certificates for every service: the "
+                                      "next `pulumi up` replaces the stack's CA (components/tls.py) and every "
+                                      "certificate it signed")
+
+
 class StackConfig(Strict):
     clusters: ClustersConfig = Field(ClustersConfig(), description="The Kubernetes cluster of each layer")
     ingestion: IngestionConfig = Field(IngestionConfig(), description="The ingestion layer: PostgreSQL, Kafka, "
@@ -45,6 +52,9 @@ class StackConfig(Strict):
                                                           "Server, dbt")
     cloud: CloudConfig = Field(CloudConfig(), description="The buckets (AWS S3 or the in-cluster store) and "
                                                           "Snowflake")
+    tls: TlsConfig = Field(TlsConfig(), description="The stack's certificate authority and the certificates it "
+                                                    "signs for the services (keys only in the stack's state, as "
+                                                    "secrets, and in Kubernetes Secrets)")
 
     @property
     def dbt_enabled(self) -> bool:

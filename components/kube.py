@@ -37,8 +37,11 @@ def service_account(name: str) -> dict[str, Any]:
     return {"serviceAccountName": name, "automountServiceAccountToken": False}
 
 
-def opaque_secret(meta: dict[str, Any], string_data: Mapping[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
+def opaque_secret(meta: dict[str, Any], string_data: Mapping[str, Any],
+                  binary_b64: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """`binary_b64`: keys whose values are already base64 (e.g. a PKCS12 key store)."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "stringData": string_data}
+    return {**secret, "data": binary_b64} if binary_b64 else secret
 
 
 def node_port_service(meta: dict[str, Any], pod_selector: dict[str, str], port_name: str, port: int,

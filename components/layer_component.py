@@ -3,6 +3,7 @@ them repeats (generated credentials -> a Secret -> the builders' manifests as re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
@@ -32,6 +33,15 @@ class Layer:
 
     def in_cluster_url(self, service: str, port: int) -> str:
         return f"http://{service}.{self.namespace}.svc.cluster.local:{port}"
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The stack's certificate authority (components/tls.py) and the rotation generation its leaf
+    certificates are issued for (config `tls.rotation`)."""
+
+    ca: Any  # tls.CertificateAuthority
+    rotation: int
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,23 @@ class LayerComponent(pulumi.ComponentResource):
                                          opts=pulumi.ResourceOptions(parent=self))
         return pulumi.Output.secret(password.result)
 
-    def _secret(self, name: str, app: str, data: Mapping[str, Any]) -> pulumi.Resource:
-        """An Opaque Secret of `data` (Outputs allowed) in the layer's namespace."""
-        manifest = kube.opaque_secret(self._layer.metadata(name, app), data)
+    def _certificate(self, issuer: Issuer, common_name: str, dns_names: Sequence[str]) -> Any:
+        """A leaf certificate of the stack's CA for `dns_names` and the layer's external host (the
+        host name or address clients outside the cluster connect to)."""
+        from components import tls
+
+        host = self._layer.external_host
+        is_ip = bool(re.fullmatch(r"[0-9.]+", host))
+        return tls.Certificate(f"{self._prefix}-certificate", ca=issuer.ca, common_name=common_name,
+                               dns_names=[*dns_names, *([] if is_ip else [host])],
+                               ip_addresses=[host] if is_ip else [], rotation=issuer.rotation,
+                               opts=pulumi.ResourceOptions(parent=self))
+
+    def _secret(self, name: str, app: str, data: Mapping[str, Any],
+                binary_b64: Optional[Mapping[str, Any]] = None) -> pulumi.Resource:
+        """An Opaque Secret of `data` (Outputs allowed) in the layer's namespace; `binary_b64`:
+        keys whose values are base64 already."""
+        manifest = kube.opaque_secret(self._layer.metadata(name, app), data, binary_b64)
         return kube.create(self._prefix, manifest, self._options(manifest=manifest))
 
     def _create(self, manifests: Sequence[Mapping[str, Any]],

@@ -35,6 +35,7 @@ class ExternalEgress:
     source: str
     ports: tuple[int, ...]
     cidr: str = "0.0.0.0/0"
+    excluded: tuple[str, ...] = ()  # ranges inside `cidr` that stay closed
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def network_policy_manifests(args: LayerNamespaceArgs) -> list[dict[str, Any]]:
             if flow.source == source
         ]
         rules += [
-            {"to": [{"ipBlock": {"cidr": egress.cidr}}], "ports": _ports(egress.ports)}
+            {"to": [{"ipBlock": {"cidr": egress.cidr, **({"except": list(egress.excluded)} if egress.excluded else {})}}],
+             "ports": _ports(egress.ports)}
             for egress in args.external_egress
             if egress.source == source
         ]

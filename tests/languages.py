@@ -12,81 +12,13 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from policy.rules._java_properties import property_entries
+
 # --- java.util.Properties -------------------------------------------------------------------------
+# The policy pack reads the rendered properties files with the same reader (java.util.Properties.load:
+# LineReader + loadConvert, JDK 17), so one implementation serves both.
 
-_PROPERTIES_BLANK = " \t\f"
-
-
-def _logical_lines(text: str) -> list[str]:
-    """LineReader.readLine: natural lines joined where one ends in an odd number of backslashes;
-    leading whitespace, blank lines and comment lines (# or ! first) dropped."""
-    natural = re.split(r"\r\n|\r|\n", text)
-    lines: list[str] = []
-    index = 0
-    while index < len(natural):
-        line = natural[index].lstrip(_PROPERTIES_BLANK)
-        index += 1
-        if not line or line[0] in "#!":
-            continue
-        while (len(line) - len(line.rstrip("\\"))) % 2 == 1:
-            line = line[:-1]
-            if index >= len(natural):
-                break
-            line += natural[index].lstrip(_PROPERTIES_BLANK)
-            index += 1
-        lines.append(line)
-    return lines
-
-
-def _load_convert(text: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        index += 1
-        if char != "\\":
-            out.append(char)
-            continue
-        char = text[index]
-        index += 1
-        if char == "u":
-            digits = text[index:index + 4]
-            if not re.fullmatch(r"[0-9a-fA-F]{4}", digits):
-                raise ValueError(f"Malformed \\uxxxx encoding in {text!r}")
-            out.append(chr(int(digits, 16)))
-            index += 4
-        else:
-            out.append({"t": "\t", "r": "\r", "n": "\n", "f": "\f"}.get(char, char))
-    # Java strings are UTF-16: a \\u-escaped surrogate pair is one character.
-    return "".join(out).encode("utf-16-be", "surrogatepass").decode("utf-16-be")
-
-
-def read_properties(text: str) -> list[tuple[str, str]]:
-    """Entries in file order (java.util.Properties keeps the last of a repeated key; callers
-    that need that can dict() the result)."""
-    entries = []
-    for line in _logical_lines(text):
-        key_end, value_start, has_separator, backslash = 0, len(line), False, False
-        while key_end < len(line):
-            char = line[key_end]
-            if char in "=:" and not backslash:
-                value_start, has_separator = key_end + 1, True
-                break
-            if char in _PROPERTIES_BLANK and not backslash:
-                value_start = key_end + 1
-                break
-            backslash = (not backslash) if char == "\\" else False
-            key_end += 1
-        while value_start < len(line):
-            char = line[value_start]
-            if char not in _PROPERTIES_BLANK:
-                if not has_separator and char in "=:":
-                    has_separator = True
-                else:
-                    break
-            value_start += 1
-        entries.append((_load_convert(line[:key_end]), _load_convert(line[value_start:])))
-    return entries
+read_properties = property_entries
 
 
 # --- Spark's launcher option strings ----------------------------------------------------------------

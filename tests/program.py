@@ -1,10 +1,13 @@
 """Run the Pulumi program under mocks and record what it registers (no engine, no cluster: the fast tests of the whole program).
 
 Each run resets Pulumi's global runtime state, so tests can run the program many times with
-different config. Mocked outputs echo the inputs (camelCase, as the engine would)."""
+different config. Mocked outputs echo the inputs (camelCase, as the engine would); dynamic
+resources (components/tls.py) are created by their own provider, so their PEMs are real; outputs
+named in additionalSecretOutputs come back secret, as the engine returns them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import runpy
@@ -12,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import dill
 import pulumi
+import pulumi.dynamic
+from pulumi.dynamic.dynamic import PROVIDER_KEY
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.sync_await import _sync_await
@@ -31,6 +37,7 @@ DEFAULT_CONFIG: dict[str, Any] = {"cloud": {"snowflake": {
     "dbtUser": {"rsaPublicKey": TEST_PUBLIC_KEY},
 }}}
 AWS_ACCOUNT = "123456789012"
+DYNAMIC_TYPE_PREFIX = "pulumi-python:dynamic"  # pulumi-python:dynamic:Resource, or …dynamic/<module>:<name>
 
 
 @dataclass
@@ -107,13 +114,18 @@ def _quoted(*parts: str) -> str:
 class _Mocks(pulumi.runtime.Mocks):
     """Outputs echo the inputs, plus the computed outputs the program reads (camelCase, as the
     engine returns them): ids, bucket names and ARNs, access key secrets, Snowflake's
-    fully qualified names and the storage integration's IAM user and external id."""
+    fully qualified names and the storage integration's IAM user and external id. A dynamic
+    resource's outputs are what its own provider's check() and create() return (a CA's
+    certificate from tls.new_ca, a leaf signed by the CA certificate and key in its inputs)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         resource_id = f"{args.name}-id"
         typ = args.typ
-        if typ == "random:index/randomPassword:RandomPassword":
+        if typ.startswith(DYNAMIC_TYPE_PREFIX):
+            resource_id, outputs = _create_dynamic(args.name, _unwrap_secrets(state))
+            state |= outputs
+        elif typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"generated-{args.name}"
         elif typ == "aws:s3/bucket:Bucket":
             bucket = state.get("bucket") or f"{state['bucketPrefix']}mock0001"
@@ -145,6 +157,24 @@ class _Mocks(pulumi.runtime.Mocks):
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
                     "reverseDnsPrefix": "com.amazonaws"}
         return {}
+
+
+def _create_dynamic(name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the engine's pulumi-python plugin does on `up`: unpickle the provider from the inputs
+    (secrets arrive unwrapped: the plugin does not accept secrets), check(), create()."""
+    provider: pulumi.dynamic.ResourceProvider = dill.loads(base64.b64decode(inputs[PROVIDER_KEY]))
+    checked = provider.check({}, inputs)
+    if checked.failures:
+        problems = "; ".join(f"{failure.property}: {failure.reason}" for failure in checked.failures)
+        raise ValueError(f"dynamic resource {name!r} failed check: {problems}")
+    created = provider.create(checked.inputs)
+    return created.id, dict(created.outs or {})
+
+
+def _as_secret(value: Any) -> Any:
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG:
+        return value
+    return {rpc._special_sig_key: SECRET_SIG, "value": value}
 
 
 def _secret_paths(value: Any, path: str = "") -> set[str]:
@@ -181,6 +211,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         from google.protobuf.json_format import MessageToDict
 
         if request.type != "pulumi:pulumi:Stack":
+            if request.additionalSecretOutputs:
+                response = self._mark_secret_outputs(response, set(request.additionalSecretOutputs))
             self.recorded.append(Resource(
                 type=request.type, name=request.name, urn=response.urn, parent=request.parent,
                 inputs=_unwrap_secrets(self.resources[response.urn].state),
@@ -190,6 +222,14 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 aliases=[MessageToDict(alias) for alias in request.aliases],
             ))
         return response
+
+    def _mark_secret_outputs(self, response, names: set[str]):
+        """additionalSecretOutputs, applied as the engine applies them: those outputs come back secret."""
+        registration = self.resources[response.urn]
+        state = {key: _as_secret(value) if key in names else value for key, value in registration.state.items()}
+        self.resources[response.urn] = registration._replace(state=state)
+        return type(response)(urn=response.urn, id=response.id,
+                              object=_sync_await(rpc.serialize_properties(state, {})))
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +250,8 @@ def config_entries(config: dict[str, Any], secrets: Optional[dict[str, str]] = N
 
 
 def run_program(config: Optional[dict[str, Any]] = None, secrets: Optional[dict[str, str]] = None,
-                stack: str = "test") -> Program:
+                stack: str = "test", main: Path = ROOT / "__main__.py") -> Program:
+    """Run `main` (the project's program unless a test brings its own) under the mocks."""
     os.environ["PULUMI_ERROR_OUTPUT_STRING"] = "true"
     mocks = _Mocks()
     monitor = _RecordingMonitor(mocks)
@@ -225,7 +266,7 @@ def run_program(config: Optional[dict[str, Any]] = None, secrets: Optional[dict[
 
     @pulumi.runtime.test
     def run():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        runpy.run_path(str(main), run_name="__main__")
         stack_resource = settings.get_root_resource()
         raw_outputs.update({k: pulumi.Output.from_input(v) for k, v in stack_resource.outputs.items()})
         return pulumi.Output.all(**raw_outputs).apply(program.outputs.update)

@@ -7,7 +7,7 @@ import base64
 import re
 from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from components.config_types import (INT32_MAX, INT64_MAX, Image, JvmService, LayerConfig,
                                      Mebibytes, Namespace, NodePort, Strict)
@@ -205,27 +205,30 @@ def debezium_archive_url(version: str) -> str:
 
 
 class ConnectPlugins(Strict):
-    debezium_postgres: str = Field("3.6.1.Final", pattern=DEBEZIUM_VERSION,
-                                   description="Debezium PostgreSQL connector version (x.y.z.Final, or a "
-                                               "pre-release such as x.y.z.CR1), installed from Maven Central at "
-                                               "pod start")
+    # Declared before the version, so the version's check can see it (pydantic validates in order).
     debezium_postgres_sha512: Optional[str] = Field(
         None, pattern=SHA512_HEX,
         description="SHA-512 (128 lowercase hex digits) of the Debezium plugin archive, checked before it is "
                     "unpacked; required for a version other than the default (Maven Central publishes it as "
                     "<archive URL>.sha512)")
+    debezium_postgres: str = Field("3.6.1.Final", pattern=DEBEZIUM_VERSION,
+                                   description="Debezium PostgreSQL connector version (x.y.z.Final, or a "
+                                               "pre-release such as x.y.z.CR1), installed from Maven Central at "
+                                               "pod start")
     confluent_s3_sink: str = Field("10.6.7", pattern=SEMVER_CORE,
                                    description="Confluent S3 sink connector version (x.y.z), installed from "
                                                "Confluent Hub at pod start")
 
-    @model_validator(mode="after")
-    def _debezium_archive_is_pinned(self):
-        if self.debezium_postgres_sha512 is None and self.debezium_postgres not in DEBEZIUM_ARCHIVE_SHA512:
+    @field_validator("debezium_postgres")
+    @classmethod
+    def _debezium_archive_is_pinned(cls, version: str, info: ValidationInfo) -> str:
+        # An invalid hash is reported by its own field; only a missing one is reported here.
+        if "debezium_postgres_sha512" in info.data and info.data["debezium_postgres_sha512"] is None \
+                and version not in DEBEZIUM_ARCHIVE_SHA512:
             raise ValueError(
-                f"debeziumPostgresSha512 is required for Debezium {self.debezium_postgres}: the archive is checked "
-                "against it before it is unpacked; Maven Central publishes it at "
-                f"{debezium_archive_url(self.debezium_postgres)}.sha512")
-        return self
+                f"Debezium {version} has no pinned archive hash: set debeziumPostgresSha512, the archive is checked "
+                f"against it before it is unpacked; Maven Central publishes it at {debezium_archive_url(version)}.sha512")
+        return version
 
     @property
     def debezium_archive_sha512(self) -> str:

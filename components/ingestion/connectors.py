@@ -27,8 +27,12 @@ def secret_ref(secrets_dir: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class RegistryEndpoint:
+    """Where the connectors find Schema Registry, their secrets and the stack's CA (ca.crt in PEM,
+    truststore.p12 for the registry client, which reads only Java key stores)."""
+
     url: str
     secrets_dir: str
+    trust_dir: str
 
 
 def avro_converters(registry: RegistryEndpoint) -> dict[str, str]:
@@ -39,6 +43,8 @@ def avro_converters(registry: RegistryEndpoint) -> dict[str, str]:
             f"{side}.converter.schema.registry.url": registry.url,
             f"{side}.converter.basic.auth.credentials.source": "USER_INFO",
             f"{side}.converter.basic.auth.user.info": secret_ref(registry.secrets_dir, REGISTRY_USER_INFO),
+            f"{side}.converter.schema.registry.ssl.truststore.type": "PKCS12",
+            f"{side}.converter.schema.registry.ssl.truststore.location": f"{registry.trust_dir}/truststore.p12",
         }
     return settings
 
@@ -53,6 +59,10 @@ def debezium_source(postgres: PostgresConfig, topics: TopicsConfig, db_host: str
         "database.dbname": postgres.database,
         "database.user": postgres.cdc_user,
         "database.password": secret_ref(registry.secrets_dir, POSTGRES_PASSWORD),
+        # TLS, and the server must prove it is the host named above with a certificate of the
+        # stack's CA: the CDC user is refused without TLS (pg_hba.conf: hostssl only).
+        "database.sslmode": "verify-full",
+        "database.sslrootcert": f"{registry.trust_dir}/ca.crt",
         # pgoutput is built into PostgreSQL; the default decoderbufs needs a server plugin.
         "plugin.name": "pgoutput",
         "slot.name": postgres.slot_name,

@@ -17,8 +17,9 @@ from typing import Any, Optional
 import pulumi
 
 from components import kube
+from components.ingestion import access
 from components.ingestion.config import KafkaConfig, TopicsConfig
-from components.layer_component import Layer, LayerComponent
+from components.layer_component import Issuer, Layer, LayerComponent
 
 APP = "kafka"
 HEADLESS = "kafka-headless"
@@ -30,6 +31,10 @@ UID = 1000  # appuser in the apache/kafka image
 DATA_DIR = "/var/lib/kafka/data"
 LOG_DIR = f"{DATA_DIR}/kraft"  # a subdirectory: the volume root may hold lost+found
 CONTROLLERS = 3  # KRaft voters: a majority of 3 survives the loss of one
+TLS_DIR = "/etc/kafka/tls"  # keystore.pem (key + certificate chain) and ca.crt, from the Secret kafka-tls
+SECRETS_DIR = "/etc/kafka/secrets"  # one password file per principal (access.PRINCIPALS)
+TLS_SECRET = "kafka-tls"
+CREDENTIALS_SECRET = "kafka-credentials"
 
 
 def controller_count(brokers: int) -> int:
@@ -62,9 +67,14 @@ def in_cluster_endpoints(config: KafkaConfig, namespace: str, external_host: str
 
 
 def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
-                      endpoints: BrokerEndpoints, log_dir: str = LOG_DIR) -> dict[str, str]:
+                      endpoints: BrokerEndpoints, log_dir: str = LOG_DIR,
+                      tls_dir: str = TLS_DIR, secrets_dir: str = SECRETS_DIR) -> dict[str, str]:
     """server.properties of one broker: nodes below controller_count() are broker and controller,
-    the others broker only (Kafka refuses a CONTROLLER listener on a broker-only node)."""
+    the others broker only (Kafka refuses a CONTROLLER listener on a broker-only node).
+
+    Every listener is TLS: INTERNAL (clients and inter-broker) and EXTERNAL (the host) take
+    SASL/SCRAM-SHA-512; CONTROLLER takes only brokers, by their certificate (mTLS). Every request
+    is authorized by KRaft's StandardAuthorizer against the ACLs of access.py."""
     controllers = controller_count(config.brokers)
     voters = ",".join(f"{i}@{endpoints.internal_hosts[i]}:{CONTROLLER_PORT}" for i in range(controllers))
     internal_rf = min(3, config.brokers)
@@ -72,6 +82,7 @@ def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
     listeners = [f"INTERNAL://:{INTERNAL_PORT}", f"EXTERNAL://:{EXTERNAL_PORT}"]
     if is_controller:
         listeners.insert(1, f"CONTROLLER://:{CONTROLLER_PORT}")
+    scram = access.SCRAM.lower()
     return {
         "process.roles": "broker,controller" if is_controller else "broker",
         "node.id": str(node_id),
@@ -82,8 +93,29 @@ def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
             f"INTERNAL://{endpoints.internal_hosts[node_id]}:{INTERNAL_PORT},"
             f"EXTERNAL://{endpoints.external_host}:{endpoints.external_ports[node_id]}"
         ),
-        "listener.security.protocol.map": "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT",
+        "listener.security.protocol.map": "INTERNAL:SASL_SSL,CONTROLLER:SSL,EXTERNAL:SASL_SSL",
         "inter.broker.listener.name": "INTERNAL",
+        "sasl.enabled.mechanisms": access.SCRAM,
+        "sasl.mechanism.inter.broker.protocol": access.SCRAM,
+        # The broker logs in to INTERNAL as kafka-broker; EXTERNAL only verifies clients.
+        f"listener.name.internal.{scram}.sasl.jaas.config": access.scram_jaas(
+            access.BROKER, access.secret_ref(secrets_dir, access.BROKER)),
+        f"listener.name.external.{scram}.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        # One key and certificate per broker set (SANs: every broker's name and the external host);
+        # the stack's CA is the only trust anchor. Clients verify the broker's host name (Kafka's default).
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": f"{tls_dir}/keystore.pem",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": f"{tls_dir}/ca.crt",
+        "listener.name.controller.ssl.client.auth": "required",
+        # The certificate's CN (kafka-broker) is the principal on the controller listener.
+        "ssl.principal.mapping.rules": "RULE:^CN=([a-zA-Z0-9.-]+)(,.*)?$/$1/,DEFAULT",
+        "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": ";".join(f"User:{user}" for user in access.SUPER_USERS),
+        **access.provider_properties(secrets_dir),
         "log.dirs": log_dir,
         # Durability: a write is acknowledged by two of three replicas, and a lagging replica
         # never becomes leader (that would silently drop acknowledged CDC events).
@@ -101,6 +133,12 @@ def broker_properties(node_id: int, config: KafkaConfig, topics: TopicsConfig,
     }
 
 
+def broker_dns_names(config: KafkaConfig, namespace: str) -> list[str]:
+    """The names in the brokers' certificate: each broker's headless-Service name and the bootstrap Service."""
+    hosts = in_cluster_endpoints(config, namespace, "").internal_hosts
+    return [*hosts, f"{BOOTSTRAP}.{namespace}.svc.cluster.local", f"{BOOTSTRAP}.{namespace}.svc"]
+
+
 def jvm_env(config: KafkaConfig) -> list[dict[str, str]]:
     """The JVM flags of a broker, as the image's kafka-run-class.sh reads them (the real-service
     tests start their brokers with exactly these)."""
@@ -108,17 +146,24 @@ def jvm_env(config: KafkaConfig) -> list[dict[str, str]]:
             {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS}]
 
 
-START_SCRIPT = """set -eu
-id="${HOSTNAME##*-}"
+def format_storage_command(secrets_dir: str = SECRETS_DIR, storage_cmd: str = "/opt/kafka/bin/kafka-storage.sh") -> str:
+    """Formats a node's storage (reads $KAFKA_CLUSTER_ID and $props) once, with the stack's cluster
+    id and every principal's SCRAM credential; on formatted storage it does nothing."""
+    return (f'{storage_cmd} format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props" '
+            + access.scram_format_args(secrets_dir))
+
+
+START_SCRIPT = f"""set -eu
+id="${{HOSTNAME##*-}}"
 props="/etc/kafka/brokers/broker-$id.properties"
-# Storage is formatted once with the stack's cluster id; later starts keep the data.
-/opt/kafka/bin/kafka-storage.sh format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props"
+{format_storage_command()}
 exec /opt/kafka/bin/kafka-server-start.sh "$props"
 """
 
 
 def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: str,
-              external_host: str, cluster_id: str) -> list[dict[str, Any]]:
+              external_host: str, cluster_id: str, certificate_sha256: Any = "") -> list[dict[str, Any]]:
+    """`certificate_sha256` (may be an Output): a new certificate rolls the brokers."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     endpoints = in_cluster_endpoints(config, namespace, external_host)
     brokers = {
@@ -148,6 +193,8 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "brokers", "mountPath": "/etc/kafka/brokers"},
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+            {"name": "credentials", "mountPath": SECRETS_DIR, "readOnly": True},
         ],
     }
     statefulset = {
@@ -165,7 +212,8 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                     "labels": kube.labels(APP, layer),
                     # Broker 0's file carries every setting shared by all brokers (and the voters): a
                     # change there rolls the brokers, while adding a broker-only node does not.
-                    "annotations": {"datapipe.io/brokers-sha256": kube.sha256(brokers["broker-0.properties"])},
+                    "annotations": {"datapipe.io/brokers-sha256": kube.sha256(brokers["broker-0.properties"]),
+                                    "datapipe.io/certificate-sha256": certificate_sha256},
                 },
                 "spec": {
                     **kube.service_account(APP),
@@ -176,7 +224,12 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                          "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": kube.selector(APP)}}
                     ],
                     "containers": [container],
-                    "volumes": [{"name": "brokers", "configMap": {"name": "kafka-brokers"}}],
+                    "volumes": [
+                        {"name": "brokers", "configMap": {"name": "kafka-brokers"}},
+                        # Readable by the kafka group only (fsGroup), never world-readable.
+                        {"name": "tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}},
+                        {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET, "defaultMode": 0o440}},
+                    ],
                 },
             },
             "volumeClaimTemplates": [
@@ -213,23 +266,40 @@ def bootstrap_servers(namespace: str) -> str:
     return f"{BOOTSTRAP}.{namespace}.svc.cluster.local:{INTERNAL_PORT}"
 
 
+def tls_secret_data(certificate: Any, ca_cert_pem: Any) -> dict[str, Any]:
+    """The brokers' PEM keystore (private key, then the certificate chain) and the CA."""
+    keystore = pulumi.Output.secret(pulumi.Output.concat(certificate.key_pem, certificate.cert_pem, ca_cert_pem))
+    return {"keystore.pem": keystore, "ca.crt": ca_cert_pem}
+
+
 @dataclass
 class KafkaClusterArgs:
     config: KafkaConfig
     topics: TopicsConfig
     layer: Layer
     cluster_id: str
+    issuer: Issuer
 
 
 class KafkaCluster(LayerComponent):
     bootstrap_servers: pulumi.Output[str]
     external_bootstrap_servers: pulumi.Output[str]
+    # access.PRINCIPALS -> generated SCRAM password (secret)
+    passwords: dict[str, pulumi.Output[str]]
+    ca_cert_pem: pulumi.Output[str]
 
     def __init__(self, name: str, args: KafkaClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         layer = args.layer
         super().__init__("datapipe:ingestion:KafkaCluster", name, layer, opts)
+        # Alphanumeric: they go into SCRAM bootstrap arguments and JAAS strings unquoted.
+        self.passwords = {user: self._generated_secret(f"{user}-password") for user in access.PRINCIPALS}
+        certificate = self._certificate(args.issuer, access.BROKER, broker_dns_names(args.config, layer.namespace))
+        self.ca_cert_pem = args.issuer.ca.cert_pem
+        secrets = [self._secret(CREDENTIALS_SECRET, APP, self.passwords),
+                   self._secret(TLS_SECRET, APP, tls_secret_data(certificate, self.ca_cert_pem))]
+        digest = certificate.cert_pem.apply(kube.sha256)
         self._create(manifests(args.config, args.topics, layer.namespace, layer.name, layer.external_host,
-                               args.cluster_id))
+                               args.cluster_id, digest), depends_on=secrets)
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap_servers(layer.namespace))
         self.external_bootstrap_servers = pulumi.Output.from_input(
             f"{layer.external_host}:{args.config.bootstrap_host_port}")

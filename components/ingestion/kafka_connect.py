@@ -19,7 +19,7 @@ from typing import Any, Optional
 import pulumi
 
 from components import kube
-from components.ingestion import connectors, topics as topic_decl
+from components.ingestion import access, connectors, topics as topic_decl
 from components.cloud.access import S3Client
 from components.ingestion.config import (KafkaConnectConfig, PostgresConfig, ResolvedS3Sink, S3SinkConfig,
                                         TopicsConfig, debezium_archive_url)
@@ -33,6 +33,14 @@ APP = "kafka-connect"
 PORT = 8083
 UID = 1000
 SECRETS_DIR = "/opt/connect-secrets"
+TRUST_DIR = "/opt/connect-trust"  # the stack's CA: ca.crt (PEM, Kafka clients), truststore.p12 (Schema Registry client)
+ADMIN_SECRETS_DIR = "/opt/kafka-admin"  # datapipe-admin's password: the `topics` init container only
+SCRIPTS_DIR = "/datapipe/scripts"
+TRUST_CONFIGMAP = "kafka-connect-trust"
+ADMIN_SECRET = "kafka-connect-admin"
+REST_USER = "connect-admin"
+REST_USERS_FILE = "rest-users.properties"
+REST_CURL_CONFIG = "rest-curl.conf"
 PLUGINS_DIR = "/opt/connect-plugins"
 CONNECTORS_DIR = "/etc/kafka-connect/connectors"
 SECRET_NAME = "kafka-connect-secrets"
@@ -46,13 +54,23 @@ INIT_MEMORY_MIB = 512
 PRODUCER_CODEC = {"producer": "lz4", "uncompressed": "none"}
 
 
-def worker_properties(bootstrap_servers: str, topics: TopicsConfig) -> dict[str, str]:
+def kafka_security(secrets_dir: str = SECRETS_DIR, trust_dir: str = TRUST_DIR) -> dict[str, str]:
+    """The worker's Kafka security settings, for the worker's own clients and, prefixed, for the
+    connectors' producers, consumers and admin clients: Connect passes none of the worker's own
+    settings to those, so without the prefixes they would connect in plaintext."""
+    client = access.client_properties(access.CONNECT, secrets_dir, f"{trust_dir}/ca.crt")
+    return {f"{prefix}{key}": value for prefix in ("", "producer.", "consumer.", "admin.") for key, value in client.items()}
+
+
+def worker_properties(bootstrap_servers: str, topics: TopicsConfig, secrets_dir: str = SECRETS_DIR,
+                      trust_dir: str = TRUST_DIR) -> dict[str, str]:
     """The worker's properties. The `producer.*` settings are the source connectors' producers
     (Debezium's), each from the CDC benchmark's measurements (scripts/bench_cdc.py; README,
     "Throughput and latency")."""
     replication_factor = topics.replication_factor
     return {
         "bootstrap.servers": bootstrap_servers,
+        **kafka_security(secrets_dir, trust_dir),
         "group.id": GROUP_ID,
         "config.storage.topic": topic_decl.CONNECT_CONFIG_TOPIC,
         "offset.storage.topic": topic_decl.CONNECT_OFFSET_TOPIC,
@@ -79,11 +97,12 @@ def worker_properties(bootstrap_servers: str, topics: TopicsConfig) -> dict[str,
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "listeners": f"http://0.0.0.0:{PORT}",
+        # Every REST request needs HTTP basic auth (JAAS: rest_jaas_config), but the workers' own
+        # forwarded task-config requests, which Connect signs with its internal key.
+        "rest.extension.classes": "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
         "plugin.path": f"/usr/share/java,/usr/share/confluent-hub-components,{PLUGINS_DIR}",
-        # Connector configs reference secrets as ${dir:...}; only the mounted Secret may be read.
-        "config.providers": "dir",
-        "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
-        "config.providers.dir.param.allowed.paths": SECRETS_DIR,
+        # Connector and worker configs reference secrets as ${dir:...}; only the mounted Secret may be read.
+        **access.provider_properties(secrets_dir),
         "offset.flush.interval.ms": "10000",
     }
 
@@ -112,11 +131,28 @@ ls {PLUGINS_DIR}
 """
 
 
+def rest_jaas_config(secrets_dir: str = SECRETS_DIR) -> str:
+    """JAAS for the REST API's basic auth: the users file is in the Secret; this text only points
+    at it, so it can live in a ConfigMap."""
+    return ("KafkaConnect {\n"
+            "  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required\n"
+            f'  file="{secrets_dir}/{REST_USERS_FILE}";\n'
+            "};\n")
+
+
+def admin_client_properties(trust_dir: str = TRUST_DIR, secrets_dir: str = ADMIN_SECRETS_DIR) -> dict[str, str]:
+    """The `topics` init container's --command-config: datapipe-admin over SASL_SSL."""
+    return {**access.client_properties(access.ADMIN, secrets_dir, f"{trust_dir}/ca.crt"),
+            **access.provider_properties(secrets_dir)}
+
+
 WORKER_SCRIPT = f"""set -u
 rm -f {APPLIED_MARKER}
 /etc/confluent/docker/run &
 worker=$!
 rest=http://localhost:{PORT}
+# The REST credentials as a curl config file from the Secret: never on a command line.
+curl() {{ command curl -K {SECRETS_DIR}/{REST_CURL_CONFIG} "$@"; }}
 apply_connectors() {{
   until curl -fsS "$rest/connectors" >/dev/null 2>&1; do
     kill -0 "$worker" 2>/dev/null || return 1
@@ -146,7 +182,7 @@ wait "$worker"
 def connector_files(postgres: PostgresConfig, topics: TopicsConfig, sink: ResolvedS3Sink,
                     db_host: str, db_port: int, registry_url: str) -> dict[str, str]:
     """File name -> JSON body for PUT /connectors/<name>/config."""
-    registry = connectors.RegistryEndpoint(url=registry_url, secrets_dir=SECRETS_DIR)
+    registry = connectors.RegistryEndpoint(url=registry_url, secrets_dir=SECRETS_DIR, trust_dir=TRUST_DIR)
     bodies = {
         connectors.SOURCE_NAME: connectors.debezium_source(postgres, topics, db_host, db_port, registry),
         connectors.SINK_NAME: connectors.s3_sink(sink, topics, registry),
@@ -158,6 +194,7 @@ def container_env(config: KafkaConnectConfig, bootstrap_servers: str, topics: To
     return kube.confluent_env("CONNECT", worker_properties(bootstrap_servers, topics)) + [
         {"name": "CONNECT_REST_ADVERTISED_HOST_NAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *jvm_env(config),
+        {"name": "KAFKA_OPTS", "value": f"-Djava.security.auth.login.config={SCRIPTS_DIR}/rest-jaas.conf"},
     ]
 
 
@@ -169,16 +206,22 @@ def jvm_env(config: KafkaConnectConfig) -> list[dict[str, str]]:
 
 
 def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, layer: str, env: Any,
-              bootstrap_servers: Any, connector_data: Any, connectors_sha256: Any) -> list[dict[str, Any]]:
-    """`env`, `bootstrap_servers`, `connector_data` and its hash may be Outputs (opaque here)."""
+              bootstrap_servers: Any, connector_data: Any, connectors_sha256: Any,
+              trust_sha256: Any = "") -> list[dict[str, Any]]:
+    """`env`, `bootstrap_servers`, `connector_data` and the hashes may be Outputs (opaque here)."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
-    topics_script = topic_decl.ensure_topics_script(topic_decl.declared_topics(topics))
+    topics_script = (topic_decl.ensure_topics_script(topic_decl.declared_topics(topics))
+                     + access.acls_script() + 'echo "ACLs declared"\n')
     scripts = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-connect-scripts"),
-               "data": {"install-plugins.sh": install_plugins_script(config), "ensure-topics.sh": topics_script}}
+               "data": {"install-plugins.sh": install_plugins_script(config), "ensure-topics.sh": topics_script,
+                        "admin-client.properties": kube.properties_text(admin_client_properties()),
+                        "rest-jaas.conf": rest_jaas_config()}}
     declared = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-connect-connectors"),
                 "data": connector_data}
     init_resources = kube.memory_resources(INIT_MEMORY_MIB, "100m")
     security = kube.restricted_security_context(UID)
+    scripts_mount = {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True}
+    trust_mount = {"name": "trust", "mountPath": TRUST_DIR, "readOnly": True}
     pod = {
         **kube.service_account(APP),
         "enableServiceLinks": False,
@@ -187,21 +230,22 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
             {
                 "name": "plugins",
                 "image": config.image,
-                "command": ["sh", "/datapipe/scripts/install-plugins.sh"],
+                "command": ["sh", f"{SCRIPTS_DIR}/install-plugins.sh"],
                 "resources": init_resources,
                 "securityContext": security,
-                "volumeMounts": [{"name": "plugins", "mountPath": PLUGINS_DIR},
-                                 {"name": "scripts", "mountPath": "/datapipe/scripts"}],
+                "volumeMounts": [{"name": "plugins", "mountPath": PLUGINS_DIR}, scripts_mount],
             },
             {
                 "name": "topics",
                 "image": config.image,
-                "command": ["sh", "/datapipe/scripts/ensure-topics.sh"],
+                "command": ["sh", f"{SCRIPTS_DIR}/ensure-topics.sh"],
                 "env": [{"name": "BOOTSTRAP_SERVERS", "value": bootstrap_servers},
+                        {"name": "KAFKA_CLIENT_CONFIG", "value": f"{SCRIPTS_DIR}/admin-client.properties"},
                         {"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(INIT_MEMORY_MIB // 2)}],
                 "resources": init_resources,
                 "securityContext": security,
-                "volumeMounts": [{"name": "scripts", "mountPath": "/datapipe/scripts"}],
+                "volumeMounts": [scripts_mount, trust_mount,
+                                 {"name": "admin", "mountPath": ADMIN_SECRETS_DIR, "readOnly": True}],
             },
         ],
         "containers": [{
@@ -214,24 +258,29 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
             "securityContext": security,
             "readinessProbe": {"exec": {"command": ["test", "-f", APPLIED_MARKER]},
                                "initialDelaySeconds": 30, "periodSeconds": 10},
-            "livenessProbe": {"httpGet": {"path": "/", "port": PORT}, "initialDelaySeconds": 120,
+            # The REST API answers 401 to a probe (it carries no credentials): alive = accepts TCP.
+            "livenessProbe": {"tcpSocket": {"port": PORT}, "initialDelaySeconds": 120,
                               "periodSeconds": 15, "failureThreshold": 6},
             "volumeMounts": [
                 {"name": "plugins", "mountPath": PLUGINS_DIR},
                 {"name": "connectors", "mountPath": CONNECTORS_DIR, "readOnly": True},
                 {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+                scripts_mount, trust_mount,
             ],
         }],
         "volumes": [
             {"name": "plugins", "emptyDir": {"sizeLimit": "1Gi"}},
             {"name": "scripts", "configMap": {"name": "kafka-connect-scripts"}},
             {"name": "connectors", "configMap": {"name": "kafka-connect-connectors"}},
+            {"name": "trust", "configMap": {"name": TRUST_CONFIGMAP}},
             {"name": "secrets", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o400}},
+            {"name": "admin", "secret": {"secretName": ADMIN_SECRET, "defaultMode": 0o400}},
         ],
     }
     annotations = {
         "datapipe.io/connectors-sha256": connectors_sha256,
         "datapipe.io/scripts-sha256": kube.sha256(json.dumps(scripts["data"], sort_keys=True)),
+        "datapipe.io/trust-sha256": trust_sha256,
     }
     # Recreate: a surge pod would not fit the layer's memory quota.
     deployment = kube.recreate_deployment(meta(APP), APP, layer, config.replicas, pod, annotations)
@@ -240,6 +289,13 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
     else:
         service = kube.cluster_ip_service(meta(APP), kube.selector(APP), "rest", PORT)
     return [scripts, declared, deployment, service]
+
+
+def trust_configmap(meta: dict[str, Any], ca: Any) -> dict[str, Any]:
+    """The stack's CA, public: PEM for the Kafka clients and PostgreSQL's JDBC driver, a PKCS12
+    trust store for the Schema Registry client."""
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+            "data": {"ca.crt": ca.cert_pem}, "binaryData": {"truststore.p12": ca.truststore_p12_b64}}
 
 
 @dataclass
@@ -255,32 +311,42 @@ class KafkaConnectArgs:
     # The raw bucket and the sink's own S3 key, from the cloud layer.
     raw_bucket: pulumi.Input[str]
     s3: S3Client
+    ca: Any  # tls.CertificateAuthority
 
 
 class KafkaConnect(LayerComponent):
     url: pulumi.Output[str]
     external_url: pulumi.Output[Optional[str]]  # None unless config.expose_rest
     connector_names: pulumi.Output[list[str]]
+    rest_password: pulumi.Output[str]
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: Optional[pulumi.ResourceOptions] = None):
         layer = args.layer
         super().__init__("datapipe:ingestion:KafkaConnect", name, layer, opts)
         kafka, registry, database = args.kafka, args.registry, args.database
+        self.rest_password = self._generated_secret("rest-password")
         secret = self._secret(SECRET_NAME, APP, {
             connectors.POSTGRES_PASSWORD: database.cdc_password,
             connectors.REGISTRY_USER_INFO: pulumi.Output.secret(
                 pulumi.Output.concat(registry.client_user, ":", registry.client_password)),
             connectors.S3_ACCESS_KEY_ID: pulumi.Output.secret(args.s3.access_key_id),
             connectors.S3_SECRET_ACCESS_KEY: pulumi.Output.secret(args.s3.secret_access_key),
+            access.CONNECT: kafka.passwords[access.CONNECT],
+            REST_USERS_FILE: pulumi.Output.concat(REST_USER, "=", self.rest_password, "\n"),
+            REST_CURL_CONFIG: pulumi.Output.concat('user = "', REST_USER, ":", self.rest_password, '"\n'),
         })
+        admin = self._secret(ADMIN_SECRET, APP, {access.ADMIN: kafka.passwords[access.ADMIN]})
+        trust = trust_configmap(layer.metadata(TRUST_CONFIGMAP, APP), args.ca)
         env = kafka.bootstrap_servers.apply(lambda b: container_env(args.config, b, args.topics))
         endpoint = args.s3.endpoint
         files = pulumi.Output.all(database.host, database.port, registry.url, args.raw_bucket).apply(
             lambda v: connector_files(args.postgres, args.topics,
                                       args.sink.resolve(v[3], endpoint.region, endpoint.url), v[0], v[1], v[2]))
         digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
-        self._create(manifests(args.config, args.topics, layer.namespace, layer.name, env,
-                               kafka.bootstrap_servers, files, digest), depends_on=[secret])
+        trust_digest = pulumi.Output.from_input(args.ca.cert_pem).apply(kube.sha256)
+        self._create([trust, *manifests(args.config, args.topics, layer.namespace, layer.name, env,
+                                        kafka.bootstrap_servers, files, digest, trust_digest)],
+                     depends_on=[secret, admin])
         self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
         self.external_url = pulumi.Output.from_input(
             layer.external_url(args.config.host_port) if args.config.expose_rest else None)

@@ -3,7 +3,9 @@ Registry and Kafka Connect, each fed the others' Outputs."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlparse
 from typing import Optional
 
 import pulumi
@@ -16,6 +18,9 @@ from components.ingestion.kafka import (CONTROLLER_PORT, EXTERNAL_PORT, INTERNAL
 from components.ingestion.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.ingestion.postgres import PostgresCdc, PostgresCdcArgs
 from components.ingestion.schema_registry import SchemaRegistry, SchemaRegistryArgs
+from components.ingestion import access
+from components.layer_component import Issuer
+from components.config_types import PRIVATE_NETWORKS
 from components.layer_namespace import ExternalEgress, Flow, LayerNamespace, LayerNamespaceArgs
 
 LAYER = "ingestion"
@@ -40,10 +45,25 @@ def flows(expose_connect_rest: bool = False) -> list[Flow]:
     ]
 
 
+# Never reachable from Connect on the public-internet rule: private networks (the cluster's own
+# and its neighbours'), link-local (cloud instance metadata: 169.254.169.254), loopback, CGNAT.
+NON_PUBLIC = (*PRIVATE_NETWORKS, "169.254.0.0/16", "127.0.0.0/8", "100.64.0.0/10")
+
+
 def external_egress(s3: S3Endpoint) -> list[ExternalEgress]:
-    # Connect downloads its plugins (HTTPS) and writes to S3: HTTPS on AWS, or the in-cluster
-    # object store's NodePort on the batch cluster (outside this cluster, hence external).
-    return [ExternalEgress(CONNECT, tuple(sorted({443, s3.port})))]
+    """Connect's only ways out of the cluster: HTTPS to public addresses (its plugin downloads, and
+    AWS S3, whose addresses are not fixed), and the configured S3-compatible endpoint's port on
+    that endpoint's address (its /32 when the URL names an IP, else the private networks, where
+    the batch cluster's in-cluster store is). A connector created through the REST API cannot
+    send the worker's secrets to another host of the private network, nor to the metadata service."""
+    rules = [ExternalEgress(CONNECT, (443,), excluded=NON_PUBLIC)]
+    if s3.url is not None:
+        host = urlparse(s3.url).hostname or ""
+        try:
+            rules.append(ExternalEgress(CONNECT, (s3.port,), cidr=f"{ipaddress.IPv4Address(host)}/32"))
+        except ValueError:
+            rules += [ExternalEgress(CONNECT, (s3.port,), cidr=cidr) for cidr in PRIVATE_NETWORKS]
+    return rules
 
 
 @dataclass
@@ -53,6 +73,8 @@ class IngestionLayerArgs:
     # The raw archive bucket and the S3 sink's own key (from the cloud or batch layer).
     raw_bucket: pulumi.Input[str]
     s3: S3Client
+    # The stack's CA: every service's certificate is issued by it.
+    issuer: Issuer
 
 
 class IngestionLayer(pulumi.ComponentResource):
@@ -73,16 +95,17 @@ class IngestionLayer(pulumi.ComponentResource):
         layer = self.namespace.layer
 
         self.postgres = PostgresCdc(f"{name}-postgres", PostgresCdcArgs(
-            config=cfg.postgres, topics=cfg.topics, layer=layer), child)
+            config=cfg.postgres, topics=cfg.topics, layer=layer, issuer=args.issuer), child)
         self.kafka = KafkaCluster(f"{name}-kafka", KafkaClusterArgs(
-            config=cfg.kafka, topics=cfg.topics, layer=layer, cluster_id=args.kafka_cluster_id), child)
+            config=cfg.kafka, topics=cfg.topics, layer=layer, cluster_id=args.kafka_cluster_id,
+            issuer=args.issuer), child)
         self.schema_registry = SchemaRegistry(f"{name}-schema-registry", SchemaRegistryArgs(
             config=cfg.schema_registry, layer=layer, kafka=self.kafka,
-            replication_factor=cfg.topics.replication_factor), child)
+            replication_factor=cfg.topics.replication_factor, issuer=args.issuer), child)
         self.kafka_connect = KafkaConnect(f"{name}-kafka-connect", KafkaConnectArgs(
             config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink, layer=layer,
             kafka=self.kafka, registry=self.schema_registry, database=self.postgres,
-            raw_bucket=args.raw_bucket, s3=args.s3,
+            raw_bucket=args.raw_bucket, s3=args.s3, ca=args.issuer.ca,
         ), child)
 
         host = cfg.external_host
@@ -98,6 +121,8 @@ class IngestionLayer(pulumi.ComponentResource):
             **exposed,
             "kafkaConnectInCluster": self.kafka_connect.url,
             "connectors": self.kafka_connect.connector_names,
+            # Every endpoint is TLS with a certificate of this CA (public: trust it, e.g. ssl.ca.location).
+            "caCertificate": args.issuer.ca.cert_pem,
         })
         self.credentials = pulumi.Output.secret({
             "postgresAdminUser": postgres.ADMIN_USER,
@@ -106,6 +131,11 @@ class IngestionLayer(pulumi.ComponentResource):
             "postgresCdcPassword": self.postgres.cdc_password,
             "schemaRegistryUser": self.schema_registry.admin_user,
             "schemaRegistryPassword": self.schema_registry.admin_password,
+            # Kafka (SASL_SSL, SCRAM-SHA-512): read-only on the CDC topics, groups datapipe-reader-*.
+            "kafkaReaderUser": access.READER,
+            "kafkaReaderPassword": self.kafka.passwords[access.READER],
+            "kafkaConnectRestUser": kafka_connect.REST_USER,
+            "kafkaConnectRestPassword": self.kafka_connect.rest_password,
         })
         allocation = cfg.memory_allocation_mib()
         self.memory = pulumi.Output.from_input({"limitsMib": sum(allocation.values()),

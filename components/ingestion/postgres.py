@@ -11,7 +11,7 @@ import pulumi
 from components import kube
 from components.ingestion.config import PostgresConfig, TopicsConfig
 from components.quoting import sql_identifier
-from components.layer_component import Layer, LayerComponent
+from components.layer_component import Issuer, Layer, LayerComponent
 
 APP = "postgres"
 PORT = 5432
@@ -19,6 +19,9 @@ UID = 999  # the official image's postgres user
 ADMIN_USER = "postgres"
 HEARTBEAT_TABLE = "debezium_heartbeat"
 SECRET_NAME = "postgres-credentials"
+TLS_SECRET = "postgres-tls"
+TLS_DIR = "/etc/postgres-tls"  # tls.crt (certificate chain), tls.key
+HBA_PATH = "/datapipe/hba/pg_hba.conf"
 
 # The e-commerce schema of the product description. Keys everywhere: Debezium uses them as Kafka record keys.
 TABLE_DDL = {
@@ -59,10 +62,15 @@ TABLE_DDL = {
 }
 
 
-def server_settings(config: PostgresConfig) -> dict[str, str]:
+def server_settings(config: PostgresConfig, tls_dir: str = TLS_DIR, hba_path: str = HBA_PATH) -> dict[str, str]:
     """postgresql.conf settings, passed as `-c key=value` so a test can start a server the same way."""
     return {
         "listen_addresses": "*",
+        "ssl": "on",
+        "ssl_cert_file": f"{tls_dir}/tls.crt",
+        "ssl_key_file": f"{tls_dir}/tls.key",
+        "ssl_min_protocol_version": "TLSv1.2",
+        "hba_file": hba_path,
         "wal_level": "logical",
         "max_replication_slots": str(config.max_replication_slots),
         "max_wal_senders": str(config.max_wal_senders),
@@ -72,6 +80,15 @@ def server_settings(config: PostgresConfig) -> dict[str, str]:
         "effective_cache_size": f"{config.memory_mib // 2}MB",
         "max_connections": "50",
     }
+
+
+def pg_hba() -> str:
+    """Who may connect how: over TCP only with TLS and a SCRAM password (the CDC user and the admin
+    alike); in the container, the socket takes the postgres OS user as itself (peer)."""
+    return ("# TYPE     DATABASE  USER  ADDRESS  METHOD\n"
+            "local      all       all            peer\n"
+            "hostnossl  all       all   all      reject\n"
+            "hostssl    all       all   all      scram-sha-256\n")
 
 
 def server_args(config: PostgresConfig) -> list[str]:
@@ -135,8 +152,10 @@ def host(namespace: str) -> str:
     return f"{APP}.{namespace}.svc.cluster.local"
 
 
-def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, layer: str) -> list[dict[str, Any]]:
-    """Everything but the Secret (which carries Outputs)."""
+def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, layer: str,
+              certificate_sha256: Any = "") -> list[dict[str, Any]]:
+    """Everything but the Secrets (which carry Outputs); `certificate_sha256` (may be an Output):
+    a new certificate restarts the server."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     init = {
         "apiVersion": "v1",
@@ -144,6 +163,7 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
         "metadata": meta("postgres-init"),
         "data": {"init.sql": init_sql(config, tables), "10-datapipe-init.sh": INIT_SCRIPT},
     }
+    hba = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("postgres-hba"), "data": {"pg_hba.conf": pg_hba()}}
     ready = ["pg_isready", "-U", ADMIN_USER, "-d", config.database, "-h", "127.0.0.1"]
     container = {
         "name": APP,
@@ -170,6 +190,8 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
             {"name": "init", "mountPath": INIT_SQL_PATH, "subPath": "init.sql"},
             {"name": "credentials", "mountPath": SECRETS_DIR, "readOnly": True},
             {"name": "run", "mountPath": "/var/run/postgresql"},
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+            {"name": "hba", "mountPath": "/datapipe/hba", "readOnly": True},
         ],
     }
     statefulset = {
@@ -182,7 +204,9 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
             "selector": {"matchLabels": kube.selector(APP)},
             "template": {
                 "metadata": {"labels": kube.labels(APP, layer),
-                             "annotations": {"datapipe.io/init-sql-sha256": kube.sha256(init["data"]["init.sql"])}},
+                             "annotations": {"datapipe.io/init-sql-sha256": kube.sha256(init["data"]["init.sql"]),
+                                             "datapipe.io/hba-sha256": kube.sha256(hba["data"]["pg_hba.conf"]),
+                                             "datapipe.io/certificate-sha256": certificate_sha256}},
                 "spec": {
                     **kube.service_account(APP),
                     "enableServiceLinks": False,
@@ -195,6 +219,9 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
                         {"name": "credentials", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
                                                            "items": [{"key": "admin-password", "path": "admin-password"},
                                                                      {"key": "cdc-password", "path": "cdc-password"}]}},
+                        # Root-owned, group-readable (fsGroup): what PostgreSQL accepts for a key file.
+                        {"name": "tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}},
+                        {"name": "hba", "configMap": {"name": "postgres-hba"}},
                     ],
                 },
             },
@@ -209,7 +236,7 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
     headless = {"apiVersion": "v1", "kind": "Service", "metadata": meta(HEADLESS),
                 "spec": {"clusterIP": "None", "selector": kube.selector(APP),
                          "ports": [{"name": "postgres", "port": PORT, "targetPort": PORT}]}}
-    return [init, service, headless, statefulset]
+    return [init, hba, service, headless, statefulset]
 
 
 @dataclass
@@ -217,6 +244,7 @@ class PostgresCdcArgs:
     config: PostgresConfig
     topics: TopicsConfig
     layer: Layer
+    issuer: Issuer
 
 
 class PostgresCdc(LayerComponent):
@@ -234,7 +262,13 @@ class PostgresCdc(LayerComponent):
         self.cdc_password = self._generated_secret("cdc-password")
         secret = self._secret(SECRET_NAME, APP, {"admin-password": self.admin_password,
                                                  "cdc-password": self.cdc_password, "cdc-user": cfg.cdc_user})
-        self._create(manifests(cfg, args.topics.tables, layer.namespace, layer.name), depends_on=[secret])
+        certificate = self._certificate(args.issuer, APP, [host(layer.namespace), f"{APP}.{layer.namespace}.svc",
+                                                          f"{APP}-0.{HEADLESS}.{layer.namespace}.svc.cluster.local"])
+        tls = self._secret(TLS_SECRET, APP, {
+            "tls.crt": pulumi.Output.concat(certificate.cert_pem, args.issuer.ca.cert_pem),
+            "tls.key": certificate.key_pem})
+        self._create(manifests(cfg, args.topics.tables, layer.namespace, layer.name,
+                               certificate.cert_pem.apply(kube.sha256)), depends_on=[secret, tls])
 
         self.host = pulumi.Output.from_input(host(layer.namespace))
         self.port = pulumi.Output.from_input(PORT)

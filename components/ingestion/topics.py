@@ -52,11 +52,12 @@ def ensure_topics_script(specs: list[TopicSpec], topics_cmd: str = "kafka-topics
                          configs_cmd: str = "kafka-configs") -> str:
     """POSIX sh: wait for the cluster, create missing topics, set each topic's configs so a changed
     retention or compression reaches existing topics too, then raise partition counts that are
-    below the declared ones. Reads $BOOTSTRAP_SERVERS.
+    below the declared ones. Reads $BOOTSTRAP_SERVERS and $KAFKA_CLIENT_CONFIG (the client's
+    security settings: kafka_connect.admin_client_properties).
 
     Kafka can add partitions but never remove them, and a replication-factor change is a
     reassignment; both are reported on stderr and left alone rather than failing the pod."""
-    bootstrap = '--bootstrap-server "$BOOTSTRAP_SERVERS"'
+    bootstrap = '--bootstrap-server "$BOOTSTRAP_SERVERS" --command-config "$KAFKA_CLIENT_CONFIG"'
     lines = [
         "set -eu",
         f"until {topics_cmd} {bootstrap} --list >/dev/null 2>&1; do",

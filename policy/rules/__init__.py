@@ -5,6 +5,7 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from .jvm_heap_fits import jvm_heap_fits
+from .kafka_tls_everywhere import kafka_tls_everywhere
 from .memory_bounded import memory_bounded
 from .memory_budget import memory_budget, memory_budget_headroom
 from .no_plaintext_secrets import no_plaintext_secrets
@@ -24,6 +25,7 @@ def all_policies() -> list[Policy]:
         quota_matches_budget,
         storage_budget,
         no_plaintext_secrets,
+        kafka_tls_everywhere,
         pinned_images,
         s3_hardened,
         open_to_the_internet,

@@ -10,7 +10,7 @@ marker, secrets become `Secret`, and everything else is ordinary dicts, lists an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,3 +188,15 @@ def as_int(value: Any) -> int | Unknown | None:
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
         return int(value.strip())
     return None
+
+
+def walk_pairs(value: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) for every object member in a JSON document."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}{key}"
+            yield path, str(key), item
+            yield from walk_pairs(item, f"{path}/")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from walk_pairs(item, f"{prefix}{index}/")

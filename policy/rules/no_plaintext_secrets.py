@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._layers import ResourceView, strings_schema, strings_setting
-from ._props import Secret, get, get_dict, get_list, is_unknown
+from ._props import Secret, get, get_dict, get_list, is_unknown, walk_pairs
 from ._rule import Config, rule
 from ._workloads import containers_of, spark_kind, spark_spec
 
@@ -128,18 +128,6 @@ def _env_map_findings(env: dict[str, Any], where: str, names: CredentialNames) -
     yield from _env_findings([{"name": k, "value": v} for k, v in env.items()], where, names)
 
 
-def _walk_pairs(value: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
-    """(path, key, value) for every object member in a JSON document."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{prefix}{key}"
-            yield path, str(key), item
-            yield from _walk_pairs(item, f"{path}/")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _walk_pairs(item, f"{prefix}{index}/")
-
-
 def _embedded_findings(text: str, names: CredentialNames) -> Iterator[str]:
     """Credentials inside a ConfigMap value: JSON connector bodies, .properties, JAAS."""
     document = None
@@ -149,7 +137,7 @@ def _embedded_findings(text: str, names: CredentialNames) -> Iterator[str]:
         except ValueError:
             document = None
     if document is not None:
-        for path, key, item in _walk_pairs(document):
+        for path, key, item in walk_pairs(document):
             if names.match(key) and _literal(item):
                 yield f"JSON key '{path}' is a literal credential"
     else:

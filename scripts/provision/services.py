@@ -20,8 +20,8 @@ Cache (never the repo): ${DATAPIPE_SERVICES_CACHE:-$HOME/.cache/datapipe-service
   ivy2/                                Ivy cache for the jobs' spark.jars.packages (filled by Spark itself)
   seaweedfs-<SEAWEEDFS_VERSION>/weed   SeaweedFS built from the Go module proxy (bin/weed links to it)
   bin/                                 wrappers: kafka-storage, kafka-server-start, kafka-topics,
-                                       kafka-configs, connect-distributed, kafka-console-consumer,
-                                       kafka-reassign-partitions
+                                       kafka-configs, kafka-acls, connect-distributed,
+                                       kafka-console-consumer, kafka-reassign-partitions
   log4j.properties                     reload4j config used by every wrapper (logs go to stderr)
   m2/                                  Maven local repository (override: DATAPIPE_SERVICES_M2_REPO)
   env.sh                               the file to source
@@ -108,6 +108,7 @@ WRAPPERS = {
     "kafka-server-start": "kafka.Kafka",                                            # kafka_2.13
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",                          # kafka-tools (since 3.5)
     "kafka-configs": "kafka.admin.ConfigCommand",                                   # kafka_2.13
+    "kafka-acls": "kafka.admin.AclCommand",                                         # kafka_2.13
     "connect-distributed": "org.apache.kafka.connect.cli.ConnectDistributed",       # connect-runtime
     "kafka-console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",    # kafka-tools (since 3.7)
     "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",  # kafka-tools
@@ -193,7 +194,8 @@ def build_kafka(ctx: BuildContext) -> None:
     mvn_copy_dependencies(ctx, "kafka-runtime.xml", libs, {
         "kafka.version": KAFKA_VERSION, "kafka.scala.version": KAFKA_SCALA_VERSION,
         "slf4j.version": SLF4J_VERSION, "reload4j.version": RELOAD4J_VERSION})
-    check_classes(ctx, libs, *WRAPPERS.values(), "org.slf4j.impl.Reload4jLoggerAdapter")
+    check_classes(ctx, libs, *WRAPPERS.values(), "org.slf4j.impl.Reload4jLoggerAdapter",
+                  "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension")
 
 
 def build_debezium(ctx: BuildContext) -> None:

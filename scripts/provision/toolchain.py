@@ -11,7 +11,7 @@ What is used (progress and each build's time on stderr):
   1. The CLI: the first `pulumi` on PATH (outside the cache) whose `pulumi version` is >= v3.274.1,
      as is, with its own language host. Without one, the CLI and a Python language host are built
      from the Go module proxy (see below) and the host is linked next to the CLI, where the engine
-     looks for bundled language hosts.
+     looks for bundled language hosts, with the dynamic-provider plugin pulumi-resource-pulumi-python.
   2. The plugins kubernetes 4.34.2 and random 4.21.4: with an official CLI the ordinary way,
      `pulumi plugin install resource kubernetes 4.34.2`; when that fails (offline) or the CLI was
      built, they are built from the Go module proxy and registered with
@@ -23,8 +23,9 @@ What is used (progress and each build's time on stderr):
      costs a "using pulumi-resource-... from $PATH" warning at every load).
 
 Cache: ${DATAPIPE_TOOLCHAIN_CACHE:-$HOME/.cache/datapipe-toolchain}/
-  pulumi-<v>/pulumi (+ pulumi-language-python, a link)     the built CLI
+  pulumi-<v>/pulumi (+ pulumi-language-python, pulumi-resource-pulumi-python: links)   the built CLI
   pulumi-language-python-<v>/                            the built host + pulumi-language-python-exec
+                                                         + pulumi-resource-pulumi-python
   pulumi-resource-kubernetes-<v>/, pulumi-resource-random-<v>/   the built plugins
   pulumi-home/plugins/                                   the registered plugins
   bin/pulumi                                             the wrapper (bin/ also holds `make test`'s actionlint)
@@ -46,7 +47,11 @@ What is built (Go sources of the local wrappers: scripts/toolchain/):
 - pulumi-language-python: the upstream host module is untagged and not served by the proxy, so
   scripts/toolchain/pulumi-language-python is a small host built on github.com/pulumi/pulumi/sdk/v3
   (python/toolchain); the upstream pulumi-language-python-exec script from the sdk module is
-  installed beside it. It runs programs (Run) and policy packs (RunPlugin).
+  installed beside it. It runs programs (Run) and policy packs (RunPlugin). So is the sdk module's
+  python/dist/pulumi-resource-pulumi-python, the plugin that runs Python dynamic providers
+  (`python -m pulumi.dynamic` in the project's virtualenv; components/tls.py is one): the engine
+  takes it, like a language host, from beside the CLI (a "bundled" plugin), never from a plugin
+  directory.
 - pulumi-resource-kubernetes: github.com/pulumi/pulumi-kubernetes/provider/v4 at the only
   pseudo-version the proxy serves (2026-01-15, the v4.25.0 release by its date and its use in
   crd2pulumi's "update to pulumi-kubernetes v4.25.0"), reporting version 4.34.2 (what
@@ -100,6 +105,10 @@ SHIM_TEMPLATE = HERE / "templates" / "pulumi.sh"
 PKG = "github.com/pulumi/pulumi/pkg/v3"
 SDK = "github.com/pulumi/pulumi/sdk/v3"
 KUBERNETES_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
+# Runs Python dynamic providers; a shell script in the sdk module (python/dist/).
+DYNAMIC_PROVIDER_PLUGIN = "pulumi-resource-pulumi-python"
+# What the engine only looks for beside the CLI (or on PATH) when the CLI is built here.
+BUNDLED_PLUGINS = ("pulumi-language-python", DYNAMIC_PROVIDER_PLUGIN)
 PLUGIN_INSTALL_TIMEOUT = 600  # seconds for one `pulumi plugin install` (downloads ~100 MB)
 
 
@@ -251,9 +260,11 @@ def build_language_python(ctx: BuildContext) -> None:
     ctx.run("go", "mod", "tidy")
     ctx.run("go", "build", "-trimpath", "-o", ctx.out / "pulumi-language-python",
             "-ldflags", f"-s -w -X {SDK}/go/common/version.Version={PULUMI_VERSION}", ".")
-    exec_script = ctx.out / "pulumi-language-python-exec"
-    shutil.copy(module_dir(ctx, SDK) / "python" / "cmd" / "pulumi-language-python-exec", exec_script)
-    exec_script.chmod(0o755)
+    python_dir = module_dir(ctx, SDK) / "python"
+    for script in (python_dir / "cmd" / "pulumi-language-python-exec",
+                   python_dir / "dist" / DYNAMIC_PROVIDER_PLUGIN):
+        shutil.copy(script, ctx.out / script.name)
+        (ctx.out / script.name).chmod(0o755)
 
 
 def build_kubernetes(ctx: BuildContext) -> None:
@@ -313,7 +324,8 @@ def cli_builds(cache: Path) -> tuple[Build, Build]:
         Build("pulumi", PULUMI_VERSION, pulumi_dir, build_pulumi, outputs=[pulumi_dir / "pulumi"], **common),
         Build("pulumi-language-python", PULUMI_VERSION, host_dir, build_language_python,
               sources=[GO_SOURCES / "pulumi-language-python"],
-              outputs=[host_dir / "pulumi-language-python", host_dir / "pulumi-language-python-exec"], **common),
+              outputs=[host_dir / "pulumi-language-python", host_dir / "pulumi-language-python-exec",
+                       host_dir / DYNAMIC_PROVIDER_PLUGIN], **common),
     )
 
 
@@ -446,9 +458,13 @@ def shim_text(cli: Cli, cache: Path, registered: list[Plugin]) -> str:
 
 
 def link_language_host(pulumi_dir: Path, host_dir: Path) -> bool:
-    """The engine takes a language host from beside the running CLI (a bundled plugin) before any
-    other place: link the built one there."""
-    return engine.symlink(host_dir / "pulumi-language-python", pulumi_dir / "pulumi-language-python")
+    """The engine takes a language host and the Python dynamic-provider plugin from beside the
+    running CLI (bundled plugins) before any other place: link the built ones there. True if a
+    link changed."""
+    changed = False
+    for name in BUNDLED_PLUGINS:
+        changed |= engine.symlink(host_dir / name, pulumi_dir / name)
+    return changed
 
 
 # ---- checks through the env file -----------------------------------------------------------------------
@@ -457,11 +473,13 @@ def verify(prov: Provisioner, env_file: Path, cli: Cli, plugin_list: list[Plugin
     in an empty Pulumi home, which the wrapper must fill with links to the plugins. A warm run (no
     change) only checks that the files are there: it starts no Go binary."""
     wrapper = prov.cache / "bin" / "pulumi"
+    # A built CLI's bundled plugins are links beside it: a dangling one would fail only in `pulumi up`.
+    bundled = [] if cli.official else [cli.path.parent / name for name in BUNDLED_PLUGINS]
+    missing = [str(p) for p in (cli.path, wrapper, *bundled, *(registered_binary(prov.cache, p) for p in plugin_list))
+               if not os.access(p, os.X_OK)]
+    if missing:
+        raise ProvisionError(f"not executable: {', '.join(missing)}")
     if not deep:
-        missing = [str(p) for p in (cli.path, wrapper, *(registered_binary(prov.cache, p) for p in plugin_list))
-                   if not os.access(p, os.X_OK)]
-        if missing:
-            raise ProvisionError(f"not executable: {', '.join(missing)}")
         prov.log(f"checked: pulumi {cli.version} ({cli.path}), plugins "
                  + ", ".join(f"{p.name} {p.version}" for p in plugin_list))
         return

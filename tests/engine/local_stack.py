@@ -46,6 +46,20 @@ class Result:
         return self.stdout + self.stderr
 
 
+def engine_env(state: Path, pulumi_home: Path, passphrase: str = PASSPHRASE) -> dict[str, str]:
+    """The environment of a `pulumi` run against a file backend in `state`, offline."""
+    return {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{state}",
+        "PULUMI_CONFIG_PASSPHRASE": passphrase,
+        "PULUMI_HOME": str(pulumi_home),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_ERROR_OUTPUT_STRING": "true",
+        "NO_COLOR": "1",
+    }
+
+
 class LocalStack:
     """A copy of the project in `root`, its own backend, Pulumi home and rendered/ folder."""
 
@@ -66,16 +80,7 @@ class LocalStack:
         # Pulumi.yaml and the policy pack point at ./.venv: reuse the project's installed one.
         (self.project / ".venv").symlink_to(ROOT / ".venv")
         (root / "state").mkdir(exist_ok=True)
-        self.env = {
-            **os.environ,
-            "PULUMI_BACKEND_URL": f"file://{root / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_HOME": str(root / "pulumi-home"),
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_ERROR_OUTPUT_STRING": "true",
-            "NO_COLOR": "1",
-        }
+        self.env = engine_env(root / "state", root / "pulumi-home")
 
     def pulumi(self, *args: str, check: bool = True, timeout: int = 900) -> Result:
         start = time.monotonic()

@@ -4,7 +4,7 @@ import re
 from components.ingestion import connectors, kafka_connect
 from components.ingestion.config import PostgresConfig, S3SinkConfig, TopicsConfig
 
-REGISTRY = connectors.RegistryEndpoint("http://schema-registry:8081", "/opt/connect-secrets")
+REGISTRY = connectors.RegistryEndpoint("https://schema-registry:8081", "/opt/connect-secrets", "/opt/connect-trust")
 # The bucket and region come from the cloud layer at deploy time.
 ON_AWS = S3SinkConfig().resolve("datapipe-raw-test", "eu-west-1", None)
 SECRET_KEYS = re.compile(r"password|secret|user\.info", re.I)

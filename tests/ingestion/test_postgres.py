@@ -49,7 +49,8 @@ def test_no_password_in_sql_or_init_script():
 
 
 def test_manifests_wire_secret_env_probes_and_storage():
-    init, service, headless, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion", "ingestion")
+    init, hba, service, headless, statefulset = postgres.manifests(PostgresConfig(), TABLES, "data-ingestion",
+                                                                   "ingestion")
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     # The passwords are files of the Secret, not env vars (checkov CKV_K8S_35).
@@ -69,4 +70,4 @@ def test_manifests_wire_secret_env_probes_and_storage():
     # The StatefulSet is governed by a headless Service, not the NodePort one.
     assert statefulset["spec"]["serviceName"] == headless["metadata"]["name"] == "postgres-headless"
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == service["spec"]["selector"]
-    assert "init.sql" in init["data"]
+    assert "init.sql" in init["data"] and hba["data"]["pg_hba.conf"] == postgres.pg_hba()

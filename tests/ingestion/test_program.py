@@ -102,12 +102,16 @@ def test_memory_sum_tracks_config():
 
 def test_secrets_are_pulumi_secrets_and_never_plain_text(program):
     secrets = program.of_kind("Secret")
-    assert {s.k8s_name for s in secrets} == {"postgres-credentials", "schema-registry-users", "kafka-connect-secrets"}
+    assert {s.k8s_name for s in secrets} == {"postgres-credentials", "schema-registry-users", "kafka-connect-secrets",
+                                             "kafka-credentials", "kafka-connect-admin", "kafka-tls", "postgres-tls",
+                                             "schema-registry-tls"}
     for secret in secrets:
         assert "stringData" in secret.secret_paths, secret.name
     sensitive = [f"generated-ingestion-{n}" for n in ("postgres-admin-password", "postgres-cdc-password",
                                                        "schema-registry-admin-password",
-                                                       "schema-registry-client-password")]
+                                                       "schema-registry-client-password",
+                                                       "kafka-kafka-connect-password", "kafka-datapipe-admin-password",
+                                                       "kafka-connect-rest-password")]
     sensitive += list(DEFAULT_SECRETS.values())
     for resource in program.resources:
         if resource.kind == "Secret" or resource.type.startswith("random:"):
@@ -119,9 +123,11 @@ def test_secrets_are_pulumi_secrets_and_never_plain_text(program):
         for container in pod.get("initContainers", []) + pod["containers"]:
             for env in container.get("env", []):
                 if re.search(r"PASSWORD|SECRET|TOKEN|USER_INFO", env["name"]):
-                    # From a Secret: as a reference, or the path of a mounted Secret's file (*_FILE).
+                    # From a Secret: as a reference, the path of a mounted Secret's file (*_FILE), or a
+                    # Kafka config provider's reference to such a file (${dir:<dir>:<file>}).
                     assert "valueFrom" in env or (env["name"].endswith("_FILE") and env["value"].startswith(
-                        "/run/secrets/")), (resource.name, env["name"])
+                        "/run/secrets/")) or re.fullmatch(r"\$\{dir:/[^:}]+:[^:}]+\}", env["value"]), \
+                        (resource.name, env["name"])
 
 
 def test_connector_configs_reference_secrets_through_the_config_provider(program):
@@ -130,7 +136,8 @@ def test_connector_configs_reference_secrets_through_the_config_provider(program
     assert source["database.password"] == "${dir:/opt/connect-secrets:postgres-password}"
     secret = program.one("Secret", "kafka-connect-secrets")
     assert set(secret.inputs["stringData"]) == {"postgres-password", "schema-registry-user-info",
-                                                "s3-access-key-id", "s3-secret-access-key"}
+                                                "s3-access-key-id", "s3-secret-access-key", "kafka-connect",
+                                                "rest-users.properties", "rest-curl.conf"}
     assert secret.inputs["stringData"]["schema-registry-user-info"] == \
         "connect:generated-ingestion-schema-registry-client-password"
 
@@ -142,7 +149,7 @@ def test_components_are_wired_through_outputs(program):
     registry_env = {e["name"]: e.get("value") for e in
                     program.one("Deployment", "schema-registry").inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert connect_env["CONNECT_BOOTSTRAP_SERVERS"] == endpoints["kafkaBootstrapInCluster"]
-    assert registry_env["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"] == f"PLAINTEXT://{endpoints['kafkaBootstrapInCluster']}"
+    assert registry_env["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"] == f"SASL_SSL://{endpoints['kafkaBootstrapInCluster']}"
     files = program.one("ConfigMap", "kafka-connect-connectors").inputs["data"]
     source, sink = json.loads(files["postgres-cdc-source.json"]), json.loads(files["s3-archive-sink.json"])
     assert f"{source['database.hostname']}:{source['database.port']}" == endpoints["postgresInCluster"]
@@ -166,7 +173,8 @@ def test_outputs_expose_host_endpoints_and_secret_credentials(program):
     endpoints = program.outputs["ingestionEndpoints"]
     assert endpoints["postgres"] == "localhost:5432"
     assert endpoints["kafkaBootstrap"] == "localhost:9092"
-    assert endpoints["schemaRegistry"] == "http://localhost:8081"
+    assert endpoints["schemaRegistry"] == "https://localhost:8081"
+    assert endpoints["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
     assert "kafkaConnect" not in endpoints  # the REST API is not exposed unless kafkaConnect.exposeRest
     assert endpoints["kafkaConnectInCluster"] == "http://kafka-connect.data-ingestion.svc.cluster.local:8083"
     assert endpoints["connectors"] == ["postgres-cdc-source", "s3-archive-sink"]
@@ -174,6 +182,9 @@ def test_outputs_expose_host_endpoints_and_secret_credentials(program):
     credentials = program.outputs["ingestionCredentials"]
     assert credentials["schemaRegistryUser"] == "admin"
     assert credentials["postgresCdcPassword"] == "generated-ingestion-postgres-cdc-password"
+    assert credentials["kafkaReaderUser"] == "datapipe-reader"
+    assert credentials["kafkaReaderPassword"] == "generated-ingestion-kafka-datapipe-reader-password"
+    assert credentials["kafkaConnectRestUser"] == "connect-admin"
 
 
 def ingestion_provider(program: Program):

@@ -7,7 +7,13 @@ def test_registry_is_backward_compatible_with_basic_auth():
     assert props["schema.compatibility.level"] == "backward"
     assert props["authentication.method"] == "BASIC"
     assert props["authentication.realm"] == schema_registry.REALM
-    assert props["kafkastore.bootstrap.servers"] == "PLAINTEXT://kafka:9092"
+    assert props["kafkastore.bootstrap.servers"] == "SASL_SSL://kafka:9092"
+    assert props["kafkastore.security.protocol"] == "SASL_SSL" and props["kafkastore.sasl.mechanism"] == "SCRAM-SHA-512"
+    assert 'username="schema-registry"' in props["kafkastore.sasl.jaas.config"]
+    assert "${dir:/etc/schema-registry/secrets:schema-registry}" in props["kafkastore.sasl.jaas.config"]
+    # HTTPS from a PKCS12 key store (Jetty reads no PEM keys); its password from the Secret's file.
+    assert props["listeners"] == "https://0.0.0.0:8081" and props["ssl.keystore.type"] == "PKCS12"
+    assert props["ssl.keystore.password"] == "${dir:/etc/schema-registry/secrets:keystore-password}"
 
 
 def test_env_and_jaas_point_at_the_secret_password_file():

@@ -59,7 +59,7 @@ def run_script(tmp_path, specs, described: str):
     calls = tmp_path / "calls.txt"
     calls.write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "BOOTSTRAP_SERVERS": "k:9092",
-           "CALLS": str(calls), "DESCRIBE": str(tmp_path / "describe.txt")}
+           "KAFKA_CLIENT_CONFIG": "/etc/admin.properties", "CALLS": str(calls), "DESCRIBE": str(tmp_path / "describe.txt")}
     script = topics.ensure_topics_script(specs)
     assert_valid_sh(script)
     result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30)
@@ -77,7 +77,7 @@ def test_partitions_below_the_declared_count_are_raised(tmp_path):
         + describe_line("connect-configs", 1, 3)
     result, calls = run_script(tmp_path, specs, described)
     assert result.returncode == 0, result.stderr
-    assert alters(calls) == ['kafka-topics --bootstrap-server k:9092 --alter --topic postgres.public.users --partitions 6']
+    assert alters(calls) == ['kafka-topics --bootstrap-server k:9092 --command-config /etc/admin.properties --alter --topic postgres.public.users --partitions 6']
     assert "raising partitions from 2 to 6" in result.stdout
     assert result.stdout.rstrip().endswith("topics ready")
     assert sum("--describe" in c for c in calls) == 1  # one JVM start for all topics

@@ -265,6 +265,31 @@ def kafka(replicas: int = 3, heap: str = "-Xms384m -Xmx384m", memory: str = "682
     return statefulset("kafka", INGESTION, [broker], replicas=replicas, storage={"data": "4Gi"})
 
 
+BOOTSTRAP = "kafka-bootstrap.data-ingestion.svc.cluster.local:9092"
+
+
+def broker_properties(node_id: int = 0, protocol_map: str = "INTERNAL:SASL_SSL,CONTROLLER:SSL,EXTERNAL:SASL_SSL") -> str:
+    """A KRaft broker's server.properties, every listener on TLS unless `protocol_map` says otherwise."""
+    return (
+        "process.roles=broker,controller\n"
+        f"node.id={node_id}\n"
+        "controller.listener.names=CONTROLLER\n"
+        "listeners=INTERNAL://:9092,CONTROLLER://:9093,EXTERNAL://:9094\n"
+        f"listener.security.protocol.map={protocol_map}\n"
+        "inter.broker.listener.name=INTERNAL\n"
+        "sasl.enabled.mechanisms=SCRAM-SHA-512\n"
+        "ssl.keystore.type=PEM\n"
+    )
+
+
+def connect_tls_env(bootstrap: str = BOOTSTRAP, protocol: str = "SASL_SSL") -> list[dict[str, Any]]:
+    """A Kafka Connect worker's Kafka settings: its own clients and the connectors' on TLS."""
+    env = [{"name": "CONNECT_BOOTSTRAP_SERVERS", "value": bootstrap}]
+    for prefix in ("", "PRODUCER_", "CONSUMER_", "ADMIN_"):
+        env.append({"name": f"CONNECT_{prefix}SECURITY_PROTOCOL", "value": protocol})
+    return env
+
+
 def ingestion_layer(kafka_replicas: int = 3) -> list[PolicyResource]:
     """Postgres 1Gi + Kafka 3 x 682Mi + Schema Registry 1Gi + Connect 2Gi = 6142Mi of 6144Mi."""
     postgres = statefulset(
@@ -291,6 +316,8 @@ def ingestion_layer(kafka_replicas: int = 3) -> list[PolicyResource]:
                 env=[
                     {"name": "SCHEMA_REGISTRY_HEAP_OPTS", "value": "-Xmx512m"},
                     {"name": "SCHEMA_REGISTRY_SCHEMA_COMPATIBILITY_LEVEL", "value": "BACKWARD"},
+                    {"name": "SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS", "value": f"SASL_SSL://{BOOTSTRAP}"},
+                    {"name": "SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL", "value": "SASL_SSL"},
                 ],
             )
         ],
@@ -307,6 +334,7 @@ def ingestion_layer(kafka_replicas: int = 3) -> list[PolicyResource]:
                     {"name": "KAFKA_HEAP_OPTS", "value": "-Xms1g -Xmx1g"},
                     {"name": "CONNECT_VALUE_CONVERTER_BASIC_AUTH_CREDENTIALS_SOURCE", "value": "USER_INFO"},
                     secret_env("CONNECT_VALUE_CONVERTER_BASIC_AUTH_USER_INFO", "registry-client", "user-info"),
+                    *connect_tls_env(),
                 ],
             )
         ],
@@ -325,6 +353,7 @@ def ingestion_layer(kafka_replicas: int = 3) -> list[PolicyResource]:
     return [
         namespace(INGESTION),
         quota("memory", INGESTION, {"limits.memory": "6Gi", "requests.memory": "6Gi"}),
+        config_map("kafka-brokers", INGESTION, {f"broker-{i}.properties": broker_properties(i) for i in range(3)}),
         postgres,
         kafka(kafka_replicas),
         registry,

@@ -35,6 +35,7 @@ EXPECTED = {
     "quota-matches-budget": (StackValidationPolicy, EnforcementLevel.MANDATORY),
     "storage-budget": (StackValidationPolicy, EnforcementLevel.MANDATORY),
     "no-plaintext-secrets": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
+    "kafka-tls-everywhere": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
     "pinned-images": (ResourceValidationPolicy, EnforcementLevel.MANDATORY),
     "s3-hardened": (StackValidationPolicy, EnforcementLevel.MANDATORY),
     "open-to-the-internet": (ResourceValidationPolicy, EnforcementLevel.ADVISORY),
@@ -238,3 +239,25 @@ def test_a_secret_output_in_a_config_map_is_caught(analyzer):
         analyzer_pb2.AnalyzeRequest(type="kubernetes:core/v1:ConfigMap", urn="urn:cm", name="cm", properties=whole)
     )
     assert "data holds a Pulumi secret" in response.diagnostics[0].message
+
+
+def test_a_plaintext_kafka_listener_or_client_blocks_the_preview(analyzer):
+    """kafka-tls-everywhere through the real analyzer: mandatory, and a Secret's values stay unsaid."""
+    analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest())
+    brokers = _struct({"metadata": {"name": "kafka-brokers", "namespace": "data-ingestion"},
+                       "data": {"broker-0.properties": "node.id=0\nlistener.security.protocol.map=INTERNAL:PLAINTEXT\n"}})
+    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
+        type="kubernetes:core/v1:ConfigMap", urn="urn:brokers", name="kafka-brokers", properties=brokers))
+    assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [
+        ("kafka-tls-everywhere", analyzer_pb2.MANDATORY)
+    ]
+    assert "listener.security.protocol.map maps INTERNAL to PLAINTEXT" in response.diagnostics[0].message
+    # The engine sends a Secret's data wrapped as secret; the finding names the key, never the value.
+    client = _struct({"metadata": {"name": "kafka-client"}, "stringData": {
+        "client.properties": {**SECRET_SIG, "value": "bootstrap.servers=k:9092\nsecurity.protocol=SASL_PLAINTEXT\n"}}})
+    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
+        type="kubernetes:core/v1:Secret", urn="urn:client", name="kafka-client", properties=client))
+    assert [d.policyName for d in response.diagnostics] == ["kafka-tls-everywhere"]
+    message = response.diagnostics[0].message
+    assert "stringData['client.properties']: property security.protocol is not SSL or SASL_SSL" in message
+    assert "SASL_PLAINTEXT" not in message and "k:9092" not in message

@@ -291,7 +291,10 @@ def test_built_language_host_is_linked_beside_the_cli(tmp_path):
     host_dir.mkdir()
     assert toolchain.link_language_host(pulumi_dir, host_dir) is True
     assert toolchain.link_language_host(pulumi_dir, host_dir) is False
-    assert os.readlink(pulumi_dir / "pulumi-language-python") == str(host_dir / "pulumi-language-python")
+    # The engine looks beside the CLI for the language host and for the plugin that runs Python
+    # dynamic providers (components/tls.py).
+    for name in ("pulumi-language-python", "pulumi-resource-pulumi-python"):
+        assert os.readlink(pulumi_dir / name) == str(host_dir / name)
 
 
 # ---- the whole run, with fakes -------------------------------------------------------------------------
@@ -304,7 +307,7 @@ def write_built_cli(ctx):
 
 
 def write_built_host(ctx):
-    for name in ("pulumi-language-python", "pulumi-language-python-exec"):
+    for name in ("pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python"):
         (ctx.out / name).write_text("#!/bin/sh\n")
         (ctx.out / name).chmod(0o755)
 
@@ -313,7 +316,7 @@ def fake_cli_builds(cache: Path) -> tuple[Build, Build]:
     pulumi_dir, host_dir = cache / "pulumi-v3.274.1", cache / "pulumi-language-python-v3.274.1"
     return (Build("pulumi", "v3.274.1", pulumi_dir, write_built_cli, outputs=[pulumi_dir / "pulumi"]),
             Build("pulumi-language-python", "v3.274.1", host_dir, write_built_host,
-                  outputs=[host_dir / "pulumi-language-python"]))
+                  outputs=[host_dir / "pulumi-language-python", host_dir / "pulumi-resource-pulumi-python"]))
 
 
 def run_provision(tmp_path, monkeypatch, path: str) -> tuple[Path, str]:
@@ -373,10 +376,22 @@ def test_provision_without_a_suitable_cli_uses_the_build(tmp_path, monkeypatch):
     built = cache / "pulumi-v3.274.1" / "pulumi"
     assert "no pulumi >= v3.274.1 on PATH: using the build from the Go module proxy" in log
     assert f"exec {built} " in (cache / "bin" / "pulumi").read_text()
-    assert os.readlink(built.parent / "pulumi-language-python") == str(
-        cache / "pulumi-language-python-v3.274.1" / "pulumi-language-python")
+    for name in ("pulumi-language-python", "pulumi-resource-pulumi-python"):
+        assert os.readlink(built.parent / name) == str(cache / "pulumi-language-python-v3.274.1" / name)
     calls = (cache / "built-calls.log").read_text().splitlines()
     assert any(c.startswith("plugin install resource demo 1.2.3 --file ") for c in calls)
     assert not any(c == "plugin install resource demo 1.2.3" for c in calls)
     assert sourced(env_file, "pulumi version").strip() == "v3.274.1"
     assert calls_of(old) == ["version"]
+
+
+def test_a_lost_dynamic_provider_plugin_rebuilds_the_host_it_comes_with(tmp_path, monkeypatch):
+    """Without pulumi-resource-pulumi-python beside the CLI, `pulumi up` of a program with a dynamic
+    resource (components/tls.py) fails: "no resource plugin 'pulumi-resource-pulumi-python' found"."""
+    path = f"{fake_pulumi(tmp_path / 'old', 'v3.100.0').parent}:/usr/bin:/bin"
+    run_provision(tmp_path, monkeypatch, path)
+    cache = tmp_path / "cache"
+    (cache / "pulumi-language-python-v3.274.1" / "pulumi-resource-pulumi-python").unlink()
+    _, log = run_provision(tmp_path, monkeypatch, path)
+    assert "built pulumi-language-python v3.274.1" in log
+    assert os.access(cache / "pulumi-v3.274.1" / "pulumi-resource-pulumi-python", os.X_OK)

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
+from components.ingestion.access import READER, READER_GROUP_PREFIX
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 USER_ID = 1  # every generated order belongs to this user (it must exist: see ensure_user)
 
@@ -414,26 +416,26 @@ def decode_decimal(value, mode: str) -> int:
 
 
 def _reader_main() -> None:
-    """The reader process (`python -c ...`, see EventReader): argv bootstrap, topic, group, decimal
-    mode, the fd to send batches on, batch size. It stops when its stdin closes."""
+    """The reader process (`python -c ...`, see EventReader): argv client config (JSON), topic, group,
+    decimal mode, the fd to send batches on, batch size. It stops when its stdin closes."""
     from multiprocessing.connection import Connection
 
-    bootstrap, topic, group, decimal_mode, fd, batch = sys.argv[1:7]
+    client, topic, group, decimal_mode, fd, batch = sys.argv[1:7]
     stop = threading.Event()
 
     def watch_stdin() -> None:
         sys.stdin.buffer.read()  # returns at EOF: the parent closed it, or died
         stop.set()
     threading.Thread(target=watch_stdin, daemon=True).start()
-    _consume(bootstrap, topic, group, decimal_mode, Connection(int(fd), readable=False), stop, int(batch))
+    _consume(json.loads(client), topic, group, decimal_mode, Connection(int(fd), readable=False), stop, int(batch))
 
 
-def _consume(bootstrap: str, topic: str, group: str, decimal_mode: str, conn, stop, batch: int) -> None:
+def _consume(client: dict, topic: str, group: str, decimal_mode: str, conn, stop, batch: int) -> None:
     """The consumer: blocks for the first message, then drains the local queue without waiting;
     sends per batch the time it was consumed and one array per field."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+    consumer = Consumer({**client, "group.id": group, "auto.offset.reset": "earliest",
                          "enable.auto.commit": False, "log.connection.close": False,
                          "fetch.wait.max.ms": 100, "queued.min.messages": 100000})
     consumer.subscribe([topic])
@@ -576,8 +578,9 @@ class EventReader:
     fresh interpreter (not multiprocessing, whose spawn re-runs the caller's main script), sending
     pickled batches over a pipe; closing its stdin stops it."""
 
-    def __init__(self, bootstrap: str, topic: str, ledger: Ledger, decimal_mode: str = "precise",
+    def __init__(self, client: dict[str, str], topic: str, ledger: Ledger, decimal_mode: str = "precise",
                  batch: int = 10000):
+        """`client`: librdkafka settings of the read-only principal (services.Kafka.client_config)."""
         from multiprocessing.connection import Connection
 
         self.ledger = ledger
@@ -588,8 +591,8 @@ class EventReader:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from tests.services.load import _reader_main; _reader_main()", bootstrap,
-                 topic, f"datapipe-load-{os.getpid()}-{time.time_ns()}", decimal_mode, str(write_fd), str(batch)],
+                [sys.executable, "-c", "from tests.services.load import _reader_main; _reader_main()",
+                 json.dumps(client), topic, f"{READER_GROUP_PREFIX}load-{os.getpid()}-{time.time_ns()}", decimal_mode, str(write_fd), str(batch)],
                 stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env, cwd=root)
         finally:
             os.close(write_fd)
@@ -793,7 +796,7 @@ class LoadRig:
             self.monitor = ResourceMonitor(self.roots, self.monitor_interval)
             self.monitor.start()
             mode = self.pipeline.source_config().get("decimal.handling.mode", "precise")
-            self.reader = EventReader(self.pipeline.kafka.bootstrap, cdc_topic("orders"), self.ledger, mode)
+            self.reader = EventReader(self.pipeline.kafka.client_config(READER), cdc_topic("orders"), self.ledger, mode)
             self.writer = Writer(self.pipeline.postgres, self.ledger, self.sessions,
                                  log=self.pipeline.workdir / "writers.log")
         except BaseException:

@@ -9,7 +9,13 @@ JVM heaps — with only these changes, each made by a named function below:
 - addresses, ports and paths (`localize_*`): one host runs everything, so each process gets its
   own ports on 127.0.0.1 and its own directories;
 - converters (`without_avro`): Confluent's Avro converter and Schema Registry are not on Maven
-  Central, so the connector uses Kafka's JsonConverter. Everything else in the config is unchanged.
+  Central, so the connector uses Kafka's JsonConverter. Everything else in the config is unchanged;
+- PostgreSQL's socket (`localize_hba`): the tests run as another OS user than the server, so the
+  `local` line trusts instead of `peer`. Every TCP rule is the builder's (hostssl + SCRAM only).
+
+Security is the builders': every service gets certificates issued, as the program does, by a CA
+made with components/tls.py (SANs 127.0.0.1 and localhost here); Kafka runs TLS + SASL/SCRAM with
+the ACLs of access.py, Connect's REST API takes basic auth, PostgreSQL takes TLS only.
 
 Experiments (scripts/bench_cdc.py's flags, never the tests) may merge keys over the connector config
 and the worker properties: Pipeline(connector_overrides=..., worker_overrides=...).
@@ -18,6 +24,7 @@ and the worker properties: Pipeline(connector_overrides=..., worker_overrides=..
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import os
 import pwd
@@ -33,14 +40,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from components import kube
-from components.ingestion import connectors, kafka_connect, postgres as pg, topics as topic_decl
+from components import kube, tls
+from components.ingestion import access, connectors, kafka_connect, postgres as pg, topics as topic_decl
 from components.ingestion.config import IngestionConfig, KafkaConfig
 from components.ingestion import kafka as kafka_builder
 from components.ingestion.kafka import BrokerEndpoints, broker_properties
 
 HOST = "127.0.0.1"
 CDC_PASSWORD = "cdc-secret-for-tests"  # a throw-away server; in the cluster it is a generated secret
+# Throw-away Kafka SCRAM passwords (alphanumeric, as the generated ones are).
+KAFKA_PASSWORDS = {user: f"{user.replace('-', '')}Secret4Tests" for user in access.PRINCIPALS}
+REST_PASSWORD = "restSecret4Tests"
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The stack's CA and one leaf per service, issued as the program issues them (components/tls.py)."""
+
+    dir: Path
+
+    @classmethod
+    def create(cls, workdir: Path) -> "Pki":
+        pki = cls(workdir / "pki")
+        pki.dir.mkdir()
+        ca_cert, ca_key = tls.new_ca("DataPipe test CA", 30)
+        (pki.dir / "ca.crt").write_text(ca_cert)
+        for name, common_name in (("kafka", access.BROKER), ("postgres", pg.APP)):
+            cert, key = tls.issue(ca_cert, ca_key, common_name, ["localhost"], [HOST], 30)
+            (pki.dir / f"{name}.crt").write_text(cert)
+            (pki.dir / f"{name}.key").write_text(key)
+        return pki
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.crt"
+
+    def read(self, name: str) -> str:
+        return (self.dir / name).read_text()
+
+
+def write_files(directory: Path, files: dict[str, str], mode: int = 0o600) -> Path:
+    """A mounted Secret or ConfigMap: one file per key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+        (directory / name).chmod(mode)
+    return directory
 
 
 def require_services() -> None:
@@ -136,9 +181,13 @@ def env_values(entries: list[dict[str, str]]) -> dict[str, str]:
     return {entry["name"]: entry["value"] for entry in entries}
 
 
-def http_json(method: str, url: str, body: Optional[dict] = None, timeout: float = 30):
+def http_json(method: str, url: str, body: Optional[dict] = None, timeout: float = 30,
+              auth: Optional[tuple[str, str]] = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         text = response.read().decode()
         return json.loads(text) if text else None
@@ -151,23 +200,36 @@ def localize_postgres(settings: dict[str, str], port: int, socket_dir: Path) -> 
     return {**settings, "listen_addresses": HOST, "port": str(port), "unix_socket_directories": str(socket_dir)}
 
 
+def localize_hba(hba: str) -> str:
+    local = [line for line in hba.splitlines() if line.startswith("local")]
+    assert local and all(line.split()[-1] == "peer" for line in local), "pg_hba() changed its local rule: update the harness"
+    return "\n".join(line.replace("peer", "trust") if line.startswith("local") else line
+                     for line in hba.splitlines()) + "\n"
+
+
 class Postgres:
     """initdb + the builder's server settings + the builder's init SQL, run like the image's
     docker-entrypoint-initdb.d does it (psql -v cdc_password=... -f init.sql)."""
 
-    def __init__(self, workdir: Path, config: IngestionConfig):
+    def __init__(self, workdir: Path, config: IngestionConfig, pki: Pki):
         self.config = config.postgres
+        self.pki = pki
         self.bin = Path(os.environ["DATAPIPE_PG_BIN"])
         # initdb refuses root; the server runs as the postgres OS user the Debian package creates.
         self.user = "postgres" if os.geteuid() == 0 else None
         self.dir = workdir / "postgres"
         self.dir.mkdir()
+        # The TLS Secret's files (the server refuses a key file others may read) and pg_hba.conf.
+        tls_dir = write_files(self.dir / "tls", {"tls.crt": pki.read("postgres.crt") + pki.read("ca.crt"),
+                                                 "tls.key": pki.read("postgres.key")})
+        hba = write_files(self.dir / "hba", {"pg_hba.conf": localize_hba(pg.pg_hba())}, 0o644) / "pg_hba.conf"
         if self.user:
             entry = pwd.getpwnam(self.user)
-            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            for path in (self.dir, tls_dir, *tls_dir.iterdir()):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
         self.data = self.dir / "data"
         self.port = free_ports(1)[0]
-        self.settings = localize_postgres(pg.server_settings(self.config), self.port, self.dir)
+        self.settings = localize_postgres(pg.server_settings(self.config, str(tls_dir), str(hba)), self.port, self.dir)
         self.process: Optional[Process] = None
 
     def start(self) -> "Postgres":
@@ -219,9 +281,15 @@ class Postgres:
         return [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host or str(self.dir),
                 "-p", str(self.port), "-U", user, "-d", database]
 
-    def psql(self, sql: str, database: Optional[str] = None, user: str = pg.ADMIN_USER, tcp: bool = False) -> str:
-        """Run SQL; TCP as `user` uses the CDC password (scram), like Debezium does."""
-        env = {**os.environ, "PGPASSWORD": CDC_PASSWORD} if tcp else None
+    def tcp_env(self, sslmode: str = "verify-full", root_cert: Optional[Path] = None) -> dict[str, str]:
+        """libpq over TCP as Debezium connects: the CDC password, TLS verifying the server against the CA."""
+        return {**os.environ, "PGPASSWORD": CDC_PASSWORD, "PGSSLMODE": sslmode,
+                "PGSSLROOTCERT": str(root_cert or self.pki.ca)}
+
+    def psql(self, sql: str, database: Optional[str] = None, user: str = pg.ADMIN_USER, tcp: bool = False,
+             env: Optional[dict[str, str]] = None) -> str:
+        """Run SQL; TCP as `user` uses the CDC password (scram) over verified TLS, like Debezium does."""
+        env = env or (self.tcp_env() if tcp else None)
         result = subprocess.run(self._psql_args(database or self.config.database, user, HOST if tcp else None)
                                 + ["-c", sql], capture_output=True, text=True, env=env)
         if result.returncode != 0:
@@ -264,10 +332,20 @@ class Kafka:
     """Each broker formatted and started like the StatefulSet's START_SCRIPT does, with the
     container's heap; then the real topic script of the `topics` init container."""
 
-    def __init__(self, workdir: Path, config: IngestionConfig, cluster_id: str):
+    def __init__(self, workdir: Path, config: IngestionConfig, cluster_id: str, pki: Pki):
         self.config, self.topics = config.kafka, config.topics
         self.dir = workdir / "kafka"
         self.dir.mkdir()
+        self.pki = pki
+        # The kafka-tls and kafka-credentials Secrets, as mounted in the brokers.
+        self.tls_dir = write_files(self.dir / "tls", {"keystore.pem": pki.read("kafka.key") + pki.read("kafka.crt")
+                                                      + pki.read("ca.crt"), "ca.crt": pki.read("ca.crt")})
+        self.secrets_dir = write_files(self.dir / "secrets", KAFKA_PASSWORDS)
+        # The `topics` init container's client config and its mounted admin password.
+        admin_secrets = write_files(self.dir / "admin-secrets", {access.ADMIN: KAFKA_PASSWORDS[access.ADMIN]})
+        self.admin_config = self.dir / "admin-client.properties"
+        self.admin_config.write_text(kube.properties_text(kafka_connect.admin_client_properties(
+            str(self.tls_dir), str(admin_secrets))))
         n = self.config.brokers
         ports = free_ports(3 * n)
         self.internal, self.controller, self.external = ports[:n], ports[n:2 * n], ports[2 * n:]
@@ -279,8 +357,10 @@ class Kafka:
     def _properties(self, node_id: int, config: KafkaConfig) -> dict[str, str]:
         n = config.brokers
         endpoints = BrokerEndpoints(internal_hosts=(HOST,) * n, external_host=HOST, external_ports=tuple(self.external))
-        return localize_broker(broker_properties(node_id, config, self.topics, endpoints), node_id, self.internal,
-                               self.controller, self.external, self.dir / f"broker-{node_id}" / "data")
+        return localize_broker(broker_properties(node_id, config, self.topics, endpoints, tls_dir=str(self.tls_dir),
+                                                 secrets_dir=str(self.secrets_dir)),
+                               node_id, self.internal, self.controller, self.external,
+                               self.dir / f"broker-{node_id}" / "data")
 
     def add_broker(self) -> int:
         """What raising `kafka.brokers` by one does to a running cluster: the builder's properties of
@@ -303,12 +383,22 @@ class Kafka:
     def bootstrap(self) -> str:
         return ",".join(f"{HOST}:{p}" for p in self.internal)
 
+    def client_config(self, user: str = access.ADMIN, password: Optional[str] = None,
+                      bootstrap: Optional[str] = None) -> dict[str, str]:
+        """librdkafka settings of a client logged in as `user` over SASL_SSL, trusting only the stack's CA."""
+        return {"bootstrap.servers": bootstrap or self.bootstrap, "security.protocol": "SASL_SSL",
+                "sasl.mechanisms": access.SCRAM, "sasl.username": user,
+                "sasl.password": KAFKA_PASSWORDS[user] if password is None else password,
+                "ssl.ca.location": str(self.pki.ca)}
+
     def start_broker(self, node_id: int) -> None:
         props = self.dir / f"broker-{node_id}.properties"
         props.write_text(kube.properties_text(self.properties[node_id]))
         log = self.dir / f"broker-{node_id}.log"
-        subprocess.run(["kafka-storage", "format", "--ignore-formatted", "--cluster-id", self.cluster_id,
-                        "--config", str(props)], check=True, capture_output=True, env=self.env)
+        # The StatefulSet's format step, verbatim (every principal's SCRAM credential included).
+        subprocess.run(["sh", "-c", kafka_builder.format_storage_command(str(self.secrets_dir), "kafka-storage")],
+                       check=True, capture_output=True,
+                       env={**self.env, "KAFKA_CLUSTER_ID": self.cluster_id, "props": str(props)})
         self.brokers[node_id] = Process(f"kafka-{node_id}", ["kafka-server-start", str(props)], log, env=self.env)
 
     def start(self, timeout: float = 180) -> "Kafka":
@@ -323,13 +413,28 @@ class Kafka:
         with socket.create_connection((HOST, port), timeout=1):
             return True
 
+    def _answers(self, node_id: int) -> bool:
+        """The broker completes a SASL_SSL metadata request (an open port is not enough: SCRAM and
+        the ACLs are loaded from the metadata log after the listeners open)."""
+        from confluent_kafka.admin import AdminClient
+
+        config = self.client_config(bootstrap=f"{HOST}:{self.internal[node_id]}")
+        return bool(AdminClient(config).list_topics(timeout=2).brokers)
+
     def ensure_topics(self, specs: list[topic_decl.TopicSpec] | None = None) -> subprocess.CompletedProcess:
         """The `topics` init container's script, verbatim, with the Kafka CLI on PATH; for the
         declared topics unless `specs` says otherwise."""
         specs = topic_decl.declared_topics(self.topics) if specs is None else specs
         script = topic_decl.ensure_topics_script(specs)
         return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=600,
-                              env={**self.cli_env, "BOOTSTRAP_SERVERS": self.bootstrap})
+                              env={**self.cli_env, "BOOTSTRAP_SERVERS": self.bootstrap,
+                                   "KAFKA_CLIENT_CONFIG": str(self.admin_config)})
+
+    def declare_acls(self) -> subprocess.CompletedProcess:
+        """The ACL part of the `topics` init container's script, verbatim."""
+        return subprocess.run(["sh", "-c", "set -eu\n" + access.acls_script()], capture_output=True, text=True,
+                              timeout=600, env={**self.cli_env, "BOOTSTRAP_SERVERS": self.bootstrap,
+                                                "KAFKA_CLIENT_CONFIG": str(self.admin_config)})
 
     @property
     def cli_env(self) -> dict[str, str]:
@@ -343,8 +448,8 @@ class Kafka:
         self.brokers[node_id].kill()
 
     def wait_broker(self, node_id: int, timeout: float = 180) -> float:
-        return wait_for(lambda: self._port_open(self.internal[node_id]), timeout, f"Kafka broker {node_id}",
-                        self.brokers[node_id].log, interval=0.2)
+        return wait_for(lambda: self._port_open(self.internal[node_id]) and self._answers(node_id), timeout,
+                        f"Kafka broker {node_id}", self.brokers[node_id].log, interval=0.2)
 
     def stop(self) -> None:
         # All at once: brokers stopped one by one lose their controller quorum and hang in shutdown.
@@ -356,8 +461,8 @@ class Kafka:
 
 # ---- Kafka Connect ----------------------------------------------------------------------------
 
-def localize_worker(props: dict[str, str], port: int, secrets_dir: Path) -> dict[str, str]:
-    for key in ("listeners", "plugin.path", "config.providers.dir.param.allowed.paths"):
+def localize_worker(props: dict[str, str], port: int) -> dict[str, str]:
+    for key in ("listeners", "plugin.path"):
         assert key in props, f"worker_properties no longer sets {key}: update this harness"
     return {
         **props,
@@ -366,7 +471,6 @@ def localize_worker(props: dict[str, str], port: int, secrets_dir: Path) -> dict
         "rest.advertised.host.name": HOST,
         "rest.advertised.port": str(port),
         "plugin.path": os.environ["DATAPIPE_CONNECT_PLUGINS"],
-        "config.providers.dir.param.allowed.paths": str(secrets_dir),
     }
 
 
@@ -387,15 +491,25 @@ class KafkaConnect:
         self.config = config
         self.dir = workdir / "connect"
         self.dir.mkdir()
-        # The mounted Secret: one file per key, read by DirectoryConfigProvider.
-        self.secrets = self.dir / "secrets"
-        self.secrets.mkdir()
-        (self.secrets / connectors.POSTGRES_PASSWORD).write_text(CDC_PASSWORD)
+        # The mounted Secret (one file per key, read by DirectoryConfigProvider), the CA's
+        # ConfigMap and the scripts ConfigMap's REST JAAS file.
+        self.secrets = write_files(self.dir / "secrets", {
+            connectors.POSTGRES_PASSWORD: CDC_PASSWORD,
+            access.CONNECT: KAFKA_PASSWORDS[access.CONNECT],
+            kafka_connect.REST_USERS_FILE: f"{kafka_connect.REST_USER}={REST_PASSWORD}\n"})
+        self.trust = write_files(self.dir / "trust", {"ca.crt": kafka.pki.read("ca.crt")}, 0o644)
+        jaas = write_files(self.dir / "scripts", {"rest-jaas.conf": kafka_connect.rest_jaas_config(str(self.secrets))},
+                           0o644) / "rest-jaas.conf"
         self.port = free_ports(1)[0]
         self.properties = {**localize_worker(
-            kafka_connect.worker_properties(kafka.bootstrap, config.topics), self.port,
-            self.secrets), **(worker_overrides or {})}
-        self.env = {**os.environ, **env_values(kafka_connect.jvm_env(config.kafka_connect))}  # the pod's JVM flags
+            kafka_connect.worker_properties(kafka.bootstrap, config.topics, str(self.secrets), str(self.trust)),
+            self.port), **(worker_overrides or {})}
+        # The pod's JVM flags, and its KAFKA_OPTS with this JAAS file's path.
+        pod_env = {entry["name"]: entry.get("value") for entry in
+                   kafka_connect.container_env(config.kafka_connect, kafka.bootstrap, config.topics)}
+        self.env = {**os.environ, **env_values(kafka_connect.jvm_env(config.kafka_connect)),
+                    "KAFKA_OPTS": pod_env["KAFKA_OPTS"].replace(f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf", str(jaas))}
+        self.auth = (kafka_connect.REST_USER, REST_PASSWORD)
         self.process: Optional[Process] = None
 
     @property
@@ -406,8 +520,8 @@ class KafkaConnect:
         props = self.dir / "worker.properties"
         props.write_text(kube.properties_text(self.properties))
         self.process = Process("connect", ["connect-distributed", str(props)], self.dir / "connect.log", env=self.env)
-        wait_for(lambda: http_json("GET", f"{self.url}/connectors") is not None, timeout, "Kafka Connect REST API",
-                 self.process.log, interval=0.2)
+        wait_for(lambda: http_json("GET", f"{self.url}/connectors", auth=self.auth) is not None, timeout,
+                 "Kafka Connect REST API", self.process.log, interval=0.2)
         return self
 
     def kill(self) -> None:
@@ -415,15 +529,16 @@ class KafkaConnect:
             self.process.kill()
 
     def source_config(self, db_port: int) -> dict[str, str]:
-        registry = connectors.RegistryEndpoint(url="http://schema-registry.invalid:8081", secrets_dir=str(self.secrets))
+        registry = connectors.RegistryEndpoint(url="https://schema-registry.invalid:8081", secrets_dir=str(self.secrets),
+                                               trust_dir=str(self.trust))
         config = connectors.debezium_source(self.config.postgres, self.config.topics, HOST, db_port, registry)
         return without_avro(config, registry)
 
     def put_connector(self, name: str, config: dict[str, str]) -> dict:
-        return http_json("PUT", f"{self.url}/connectors/{name}/config", config)
+        return http_json("PUT", f"{self.url}/connectors/{name}/config", config, auth=self.auth)
 
     def status(self, name: str) -> dict:
-        return http_json("GET", f"{self.url}/connectors/{name}/status")
+        return http_json("GET", f"{self.url}/connectors/{name}/status", auth=self.auth)
 
     def wait_running(self, name: str, timeout: float = 120) -> float:
         def running():
@@ -461,10 +576,11 @@ class TopicReader:
 
     BATCH = 1000
 
-    def __init__(self, bootstrap: str, topics: list[str]):
+    def __init__(self, client: dict[str, str], topics: list[str]):
+        """`client`: Kafka.client_config(...) of the read-only principal."""
         from confluent_kafka import Consumer  # only the real-service tests need the client
 
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"rung5-{uuid.uuid4()}",
+        self.consumer = Consumer({**client, "group.id": f"{access.READER_GROUP_PREFIX}{uuid.uuid4()}",
                                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
                                   "log.connection.close": False})
         self.consumer.subscribe(topics)
@@ -507,8 +623,9 @@ class Pipeline:
         self.worker_overrides = dict(worker_overrides or {})
         self.workdir = Path(tempfile.mkdtemp(prefix="datapipe-services-"))
         self.workdir.chmod(0o755)  # the postgres OS user must reach its directory
-        self.postgres = Postgres(self.workdir, self.config)
-        self.kafka = Kafka(self.workdir, self.config, cluster_id)
+        self.pki = Pki.create(self.workdir)
+        self.postgres = Postgres(self.workdir, self.config, self.pki)
+        self.kafka = Kafka(self.workdir, self.config, cluster_id, self.pki)
         self.connect: Optional[KafkaConnect] = None
         self.timings: dict[str, float] = {}
 
@@ -523,9 +640,10 @@ class Pipeline:
             self._timed("postgres", self.postgres.start)
             prepare(self)
             self._timed("kafka", self.kafka.start)
-            topics = self._timed("topics", self.kafka.ensure_topics)
-            if topics.returncode != 0:
-                raise AssertionError(f"the topic script failed ({topics.returncode}):\n{topics.stdout}\n{topics.stderr}")
+            for step, action in (("topics", self.kafka.ensure_topics), ("acls", self.kafka.declare_acls)):
+                result = self._timed(step, action)
+                if result.returncode != 0:
+                    raise AssertionError(f"the {step} script failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
             self.connect = KafkaConnect(self.workdir, self.config, self.kafka, self.worker_overrides)
             self._timed("connect", self.connect.start)
             self.connect.put_connector(connectors.SOURCE_NAME, self.source_config())

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from components.ingestion import connectors, topics as topic_decl
+from components.ingestion import access, connectors, topics as topic_decl
 from components.ingestion.postgres import HEARTBEAT_TABLE
 from tests.services.services import Pipeline, Record, TopicReader, http_json, wait_for
 
@@ -38,7 +38,7 @@ def pipeline():
 @pytest.fixture(scope="module")
 def reader(pipeline):
     topics = [topic_decl.cdc_topic(t) for t in pipeline.config.topics.tables]
-    consumer = TopicReader(pipeline.kafka.bootstrap, topics)
+    consumer = TopicReader(pipeline.kafka.client_config(access.READER), topics)
     yield consumer
     consumer.close()
 
@@ -87,7 +87,7 @@ def test_the_cdc_user_can_read_the_captured_tables_and_nothing_more(pipeline):
 def test_a_wrong_password_is_refused(pipeline):
     pg = pipeline.postgres
     result = subprocess.run(pg._psql_args(pg.config.database, pg.config.cdc_user, "127.0.0.1") + ["-c", "SELECT 1"],
-                            capture_output=True, text=True, env={"PGPASSWORD": "wrong", "PATH": "/usr/bin:/bin"})
+                            capture_output=True, text=True, env={**pg.tcp_env(), "PGPASSWORD": "wrong"})
     assert result.returncode != 0
     assert "password authentication failed" in result.stderr
 
@@ -97,7 +97,7 @@ def test_a_wrong_password_is_refused(pipeline):
 def test_every_declared_topic_exists_with_its_partitions_replicas_and_configs(pipeline):
     from confluent_kafka.admin import AdminClient, ConfigResource
 
-    admin = AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap})
+    admin = AdminClient(pipeline.kafka.client_config())
     metadata = admin.list_topics(timeout=30).topics
     for spec in topic_decl.declared_topics(pipeline.config.topics):
         assert spec.name in metadata, f"{spec.name} was not created"
@@ -124,7 +124,7 @@ def test_raising_a_declared_partition_count_reaches_an_existing_topic(pipeline):
         # Brokers apply metadata changes asynchronously: poll until each broker has it, so the
         # next run of the script reads the new count whichever broker it asks.
         def check():
-            return all(len(AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+            return all(len(AdminClient(pipeline.kafka.client_config(bootstrap=f"127.0.0.1:{port}"))
                            .list_topics(timeout=10).topics[name].partitions) == count
                        for port in pipeline.kafka.internal)
         wait_for(check, 30, f"{name} with {count} partitions")
@@ -150,13 +150,120 @@ def test_a_topic_that_was_not_declared_is_never_created(pipeline):
     from confluent_kafka.admin import AdminClient
 
     errors = []
-    producer = Producer({"bootstrap.servers": pipeline.kafka.bootstrap, "allow.auto.create.topics": True,
+    # As a super user: the write fails because auto-creation is off, not for want of an ACL.
+    producer = Producer({**pipeline.kafka.client_config(), "allow.auto.create.topics": True,
                          "message.timeout.ms": 8000})
     producer.produce("postgres.public.typo", b"x", on_delivery=lambda err, msg: errors.append(err))
     producer.flush(20)
     assert errors and errors[0] is not None, "a write to an undeclared topic was accepted"
-    assert "postgres.public.typo" not in AdminClient({"bootstrap.servers": pipeline.kafka.bootstrap}) \
+    assert "postgres.public.typo" not in AdminClient(pipeline.kafka.client_config()) \
         .list_topics(timeout=30).topics
+
+
+# ---- Security: TLS, SCRAM and ACLs on Kafka; TLS-only PostgreSQL; authenticated Connect REST -----
+
+def _kafka_error(action) -> str:
+    """The error a Kafka client action ends in, as text ("" if it succeeded)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        action()
+    except KafkaException as error:
+        return str(error.args[0])
+    return ""
+
+
+def _produce(client: dict, topic: str) -> str:
+    """Produce one record; the delivery error as text, "" when the broker acknowledged it."""
+    from confluent_kafka import Producer
+
+    errors: list = []
+    producer = Producer({**client, "message.timeout.ms": 10000})
+    producer.produce(topic, b"security-check", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(20)
+    assert errors, f"no delivery report for {topic}"
+    return "" if errors[0] is None else str(errors[0])
+
+
+def test_connects_principal_produces_over_tls_with_scram(pipeline):
+    assert _produce(pipeline.kafka.client_config(access.CONNECT), topic_decl.HEARTBEAT_TOPIC) == ""
+
+
+def test_plaintext_anonymous_and_wrong_password_clients_are_refused(pipeline):
+    from confluent_kafka.admin import AdminClient
+
+    kafka = pipeline.kafka
+    good = kafka.client_config(access.CONNECT)
+    attempts = {
+        "plaintext": {"bootstrap.servers": kafka.bootstrap, "security.protocol": "PLAINTEXT"},
+        "TLS without SASL": {"bootstrap.servers": kafka.bootstrap, "security.protocol": "SSL",
+                             "ssl.ca.location": good["ssl.ca.location"]},
+        "wrong password": kafka.client_config(access.CONNECT, password="not-the-password"),
+        "a CA the brokers' certificate is not from": {**good, "ssl.ca.location": "/etc/ssl/certs/ca-certificates.crt"},
+    }
+    reported: dict[str, list[str]] = {}
+    for name, config in attempts.items():
+        errors = reported.setdefault(name, [])
+        # error_cb gets the connection-level cause; log_level 0 keeps librdkafka's own lines out of the output.
+        client = AdminClient({**config, "socket.timeout.ms": 5000, "log_level": 0,
+                              "error_cb": lambda error, errors=errors: errors.append(str(error))})
+        assert _kafka_error(lambda: client.list_topics(timeout=8)), f"a {name} client listed the topics"
+        client.poll(2)  # serves error_cb
+    assert any("Authentication failed" in e for e in reported["wrong password"]), reported["wrong password"]
+    assert any("certificate verify failed" in e for e in reported["a CA the brokers' certificate is not from"]), \
+        reported["a CA the brokers' certificate is not from"]
+
+
+def test_each_principal_is_denied_what_no_acl_grants(pipeline):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    kafka = pipeline.kafka
+    # A topic no ACL names: the admin (a super user) makes it, Connect may not write to it.
+    name = "datapipe.acl-check"
+    admin = AdminClient(kafka.client_config())  # kept referenced: a collected client cancels its futures
+    admin.create_topics([NewTopic(name, 1, 3)])[name].result(timeout=30)
+    wait_for(lambda: name in admin.list_topics(timeout=5).topics, 30, name)
+    assert "authoriz" in _produce(kafka.client_config(access.CONNECT), name).lower()
+    # The reader reads the CDC topics (the `reader` fixture does) but may not write to them.
+    assert "authoriz" in _produce(kafka.client_config(access.READER), topic_decl.cdc_topic("users")).lower()
+    # Neither may create topics.
+    for user in (access.CONNECT, access.READER):
+        client, rogue = AdminClient(kafka.client_config(user)), f"datapipe.rogue-{user}"
+        error = _kafka_error(lambda: client.create_topics([NewTopic(rogue, 1, 3)])[rogue].result(timeout=30))
+        assert "authoriz" in error.lower(), (user, error)
+
+
+def test_the_cdc_user_is_refused_without_tls_and_debezium_streams_over_verified_tls(pipeline):
+    pg, user = pipeline.postgres, pipeline.config.postgres.cdc_user
+    plain = subprocess.run(pg._psql_args(pg.config.database, user, "127.0.0.1") + ["-c", "SELECT 1"],
+                           capture_output=True, text=True, env=pg.tcp_env(sslmode="disable"))
+    assert plain.returncode != 0 and "no encryption" in plain.stderr, plain.stderr
+    # Debezium's sessions (the replication stream included) are TLS: its config says verify-full.
+    assert pipeline.source_config()["database.sslmode"] == "verify-full"
+    assert pg.psql(f"SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                   f"WHERE a.usename = '{user}' AND a.backend_type = 'walsender'") == "1|t"
+
+
+def test_a_server_certificate_for_another_host_name_is_refused(pipeline):
+    pg, user = pipeline.postgres, pipeline.config.postgres.cdc_user
+    target = f"host=postgres.elsewhere.example hostaddr=127.0.0.1 port={pg.port} dbname={pg.config.database} user={user}"
+    result = subprocess.run([str(pg.bin / "psql"), "-X", "-A", "-t", target, "-c", "SELECT 1"],
+                            capture_output=True, text=True, env=pg.tcp_env())
+    assert result.returncode != 0 and "does not match host name" in result.stderr, result.stderr
+    assert subprocess.run([str(pg.bin / "psql"), "-X", "-A", "-t", target.replace("postgres.elsewhere.example",
+                                                                                    "localhost"), "-c", "SELECT 1"],
+                          capture_output=True, text=True, env=pg.tcp_env()).stdout.strip() == "1"
+
+
+def test_connect_rest_needs_credentials(pipeline):
+    import urllib.error
+
+    url = f"{pipeline.connect.url}/connectors"
+    for auth in (None, (pipeline.connect.auth[0], "wrong")):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            http_json("GET", url, auth=auth)
+        assert refused.value.code == 401
+    assert connectors.SOURCE_NAME in http_json("GET", url, auth=pipeline.connect.auth)
 
 
 # ---- Debezium: the rows arrive where the design says ---------------------------------------------
@@ -219,7 +326,8 @@ def test_the_connector_reads_its_password_from_the_secret_file_only(pipeline):
     assert config["database.password"] == "${dir:%s:%s}" % (pipeline.connect.secrets, connectors.POSTGRES_PASSWORD)
     shown = pipeline.connect.status(connectors.SOURCE_NAME)
     assert shown["connector"]["state"] == "RUNNING"
-    stored = http_json("GET", f"{pipeline.connect.url}/connectors/{connectors.SOURCE_NAME}/config")
+    stored = http_json("GET", f"{pipeline.connect.url}/connectors/{connectors.SOURCE_NAME}/config",
+                       auth=pipeline.connect.auth)
     assert "cdc-secret-for-tests" not in str(stored)
 
 

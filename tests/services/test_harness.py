@@ -4,9 +4,10 @@ localized), also for a broker-only node added to a running cluster."""
 
 from __future__ import annotations
 
+from components.ingestion import kafka_connect
 from components.ingestion.config import IngestionConfig
 from tests.program import run_program
-from tests.services.services import Kafka, KafkaConnect
+from tests.services.services import Kafka, KafkaConnect, Pki
 
 JVM_VARIABLES = ("KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_OPTS")
 
@@ -27,15 +28,18 @@ def test_brokers_and_worker_run_with_the_pods_jvm_flags(tmp_path, monkeypatch):
     changed = {"kafka": {"memoryPerBroker": "512Mi"}, "kafkaConnect": {"memory": "1536Mi"}}  # not the defaults
     program = run_program({"ingestion": changed})
     config = IngestionConfig.model_validate(changed)
-    kafka = Kafka(tmp_path, config, "ZGF0YXBpcGUtcnVuZzUtdA")
+    kafka = Kafka(tmp_path, config, "ZGF0YXBpcGUtcnVuZzUtdA", Pki.create(tmp_path))
     connect = KafkaConnect(tmp_path, config, kafka)
     assert jvm_env(kafka.env) == pod_jvm_env(program, "StatefulSet", "kafka")
-    assert jvm_env(connect.env) == pod_jvm_env(program, "Deployment", "kafka-connect")
+    # The worker's KAFKA_OPTS names the REST JAAS file, which is in the harness's directory here.
+    local_jaas = str(tmp_path / "connect" / "scripts" / "rest-jaas.conf")
+    assert {k: v.replace(local_jaas, f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf") for k, v in jvm_env(connect.env).items()} \
+        == pod_jvm_env(program, "Deployment", "kafka-connect")
     assert "-Xmx256m" in kafka.env["KAFKA_HEAP_OPTS"] and "-Xmx1152m" in connect.env["KAFKA_HEAP_OPTS"]
 
 
 def test_a_broker_added_at_run_time_is_broker_only_and_changes_no_running_broker(tmp_path, monkeypatch):
-    kafka = Kafka(tmp_path, IngestionConfig(), "ZGF0YXBpcGUtcnVuZzUtdA")
+    kafka = Kafka(tmp_path, IngestionConfig(), "ZGF0YXBpcGUtcnVuZzUtdA", Pki.create(tmp_path))
     before = [dict(p) for p in kafka.properties]
     started = []
     monkeypatch.setattr(kafka, "start_broker", started.append)

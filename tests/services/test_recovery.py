@@ -99,7 +99,7 @@ def under_load(rig, name: str, fault: Callable[[Budget], dict[str, float]], caps
 def leader_of_most_partitions(rig) -> int:
     from confluent_kafka.admin import AdminClient
 
-    topic = AdminClient({"bootstrap.servers": rig.pipeline.kafka.bootstrap}).list_topics(timeout=30) \
+    topic = AdminClient(rig.pipeline.kafka.client_config()).list_topics(timeout=30) \
         .topics[topic_decl.cdc_topic("orders")]
     leaders = [p.leader for p in topic.partitions.values()]
     return max(set(leaders), key=leaders.count)
@@ -108,7 +108,7 @@ def leader_of_most_partitions(rig) -> int:
 def in_sync_everywhere(rig) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    topic = AdminClient({"bootstrap.servers": rig.pipeline.kafka.bootstrap}).list_topics(timeout=10) \
+    topic = AdminClient(rig.pipeline.kafka.client_config()).list_topics(timeout=10) \
         .topics[topic_decl.cdc_topic("orders")]
     return all(len(p.isrs) == rig.pipeline.config.topics.replication_factor for p in topic.partitions.values())
 

@@ -38,7 +38,7 @@ def assignment(rig) -> dict[tuple[str, int], tuple[list[int], int]]:
     """(topic, partition) -> (replicas, leader) of the CDC topics, as the brokers report it."""
     from confluent_kafka.admin import AdminClient
 
-    metadata = AdminClient({"bootstrap.servers": rig.pipeline.kafka.bootstrap}).list_topics(timeout=30)
+    metadata = AdminClient(rig.pipeline.kafka.client_config()).list_topics(timeout=30)
     return {(name, p.id): (list(p.replicas), p.leader) for name in cdc_topics(rig)
             for p in metadata.topics[name].partitions.values()}
 
@@ -48,6 +48,7 @@ def reassign(rig, plan: dict, action: str) -> str:
     path = kafka.dir / "reassignment.json"
     path.write_text(json.dumps(plan))
     result = subprocess.run(["kafka-reassign-partitions", "--bootstrap-server", kafka.bootstrap,
+                             "--command-config", str(kafka.admin_config),
                              "--reassignment-json-file", str(path), f"--{action}"],
                             capture_output=True, text=True, timeout=120, env=kafka.cli_env)
     if result.returncode != 0:
@@ -72,7 +73,7 @@ def test_a_fourth_broker_joins_takes_partitions_and_no_row_is_lost(rig, capsys):
         started = time.monotonic()
         node = kafka.add_broker()  # raises if a running broker's properties would change
         kafka.wait_broker(node)
-        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        admin = AdminClient(kafka.client_config())
         joined = wait_for(lambda: node in admin.list_topics(timeout=10).brokers, 90, f"broker {node} registered",
                           kafka.brokers[node].log, interval=0.5)
 
