@@ -259,11 +259,14 @@ def string_fields(model: type[BaseModel], prefix: str, instance: BaseModel) -> I
 
 FIELDS = list(string_fields(StackConfig, "", StackConfig()))
 # A valid value for each field that is unset by default, which hostile strings are made from.
+S3_SINK_ARCHIVE = "https://mirror.example.com/confluentinc-kafka-connect-s3-10.6.7.zip"
 UNSET_DEFAULTS = {
     "clusters.ingestion.renderDirectory": "rendered/ingestion",
     "clusters.batch.renderDirectory": "rendered/batch",
     "ingestion.kafka.clusterId": "MkU3OEVBNTcwNTJENDM2Qg",
     "ingestion.kafkaConnect.plugins.debeziumPostgresSha512": "0123456789abcdef" * 8,
+    "ingestion.kafkaConnect.plugins.confluentS3SinkArchive": S3_SINK_ARCHIVE,
+    "ingestion.kafkaConnect.plugins.confluentS3SinkSha512": "fedcba9876543210" * 8,
     "batch.sparkOperator.chartPath": "charts/spark-operator-2.5.1.tgz",
     "batch.historyServer.eventLogDir": "s3a://datapipe-lake/spark-events",
     "cloud.aws.rawBucket.name": "datapipe-raw-prod",
@@ -279,7 +282,12 @@ UNSET_DEFAULTS = {
 # and a Spark role's section needs its memory once it is given at all).
 BASES = {"batch.historyServer.eventLogDir": NO_AWS,
          "batch.spark.driver.coreLimit": {"batch": {"spark": {"driver": {"memory": "3Gi"}}}},
-         "batch.spark.executor.coreLimit": {"batch": {"spark": {"executor": {"memory": "4Gi"}}}}}
+         "batch.spark.executor.coreLimit": {"batch": {"spark": {"executor": {"memory": "4Gi"}}}},
+         # The S3 sink's archive and its hash go together.
+         "ingestion.kafkaConnect.plugins.confluentS3SinkArchive":
+             {"ingestion": {"kafkaConnect": {"plugins": {"confluentS3SinkSha512": "fedcba9876543210" * 8}}}},
+         "ingestion.kafkaConnect.plugins.confluentS3SinkSha512":
+             {"ingestion": {"kafkaConnect": {"plugins": {"confluentS3SinkArchive": S3_SINK_ARCHIVE}}}}}
 
 
 def test_every_string_field_is_covered():

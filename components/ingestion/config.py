@@ -191,6 +191,8 @@ SEMVER_CORE = r"^[0-9]+\.[0-9]+\.[0-9]+$"
 
 
 SHA512_HEX = r"^[0-9a-f]{128}$"
+# An https URL of a plugin archive: host, path and query of URL-safe characters only (it is also a shell word).
+ARCHIVE_URL = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/%+-]+\.zip$"
 # SHA-512 of the Debezium plugin archive of each version this project has checked (the file as
 # downloaded, equal to what Maven Central publishes next to it as <archive>.sha512).
 DEBEZIUM_ARCHIVE_SHA512 = {
@@ -218,6 +220,21 @@ class ConnectPlugins(Strict):
     confluent_s3_sink: str = Field("10.6.7", pattern=SEMVER_CORE,
                                    description="Confluent S3 sink connector version (x.y.z), installed from "
                                                "Confluent Hub at pod start")
+    confluent_s3_sink_archive: Optional[str] = Field(
+        None, pattern=ARCHIVE_URL,
+        description="https URL of the S3 sink's plugin archive (.zip, e.g. Confluent Hub's download or a mirror "
+                    "of it); with confluentS3SinkSha512, the archive is downloaded, checked against the hash and "
+                    "installed from the file. Unset: confluent-hub installs the version, unverified")
+    confluent_s3_sink_sha512: Optional[str] = Field(
+        None, pattern=SHA512_HEX,
+        description="SHA-512 (128 lowercase hex digits) of confluentS3SinkArchive; set both or neither")
+
+    @model_validator(mode="after")
+    def _s3_sink_archive_with_its_hash(self):
+        if (self.confluent_s3_sink_archive is None) != (self.confluent_s3_sink_sha512 is None):
+            raise ValueError("confluentS3SinkArchive and confluentS3SinkSha512 go together: the archive is installed "
+                             "only after its SHA-512 is checked")
+        return self
 
     @field_validator("debezium_postgres")
     @classmethod

@@ -108,25 +108,32 @@ def worker_properties(bootstrap_servers: str, topics: TopicsConfig, secrets_dir:
 
 
 def install_plugins_script(config: KafkaConnectConfig) -> str:
-    """The versions are checked by the config model and quoted here too: as URL path segments,
-    and each word for sh (components/quoting.py). The Debezium archive is checked against its
-    pinned SHA-512 before anything of it is unpacked."""
+    """The versions, URLs and hashes are checked by the config model and quoted here too: as URL
+    path segments, and each word for sh (components/quoting.py). Every archive with a pinned
+    SHA-512 is checked against it before anything of it is unpacked."""
     plugins = config.plugins
     url = debezium_archive_url(url_path_segment(plugins.debezium_postgres))
-    sha512 = shell_word(plugins.debezium_archive_sha512)
-    s3_sink = shell_word(f"confluentinc/kafka-connect-s3:{plugins.confluent_s3_sink}")
+    hub = "confluent-hub install --no-prompt --component-dir {dir} --worker-configs /dev/null".format(dir=PLUGINS_DIR)
+    if plugins.confluent_s3_sink_archive:
+        s3_sink = (f"fetch_verified {shell_word(plugins.confluent_s3_sink_archive)} "
+                   f"{shell_word(plugins.confluent_s3_sink_sha512)} {PLUGINS_DIR}/.s3-sink.zip confluentS3SinkSha512\n"
+                   f"{hub} {PLUGINS_DIR}/.s3-sink.zip\n"
+                   f"rm -f {PLUGINS_DIR}/.s3-sink.zip")
+    else:
+        s3_sink = f"{hub} {shell_word(f'confluentinc/kafka-connect-s3:{plugins.confluent_s3_sink}')}"
     return f"""set -eu
-archive={PLUGINS_DIR}/.debezium-plugin.tar.gz
-curl -fsSL -o "$archive" {shell_word(url)}
-actual=$(sha512sum "$archive" | cut -d' ' -f1)
-if [ "$actual" != {sha512} ]; then
-  echo "datapipe: the Debezium plugin archive's SHA-512 is $actual, not "{sha512}" (kafkaConnect.plugins.debeziumPostgresSha512): not installed" >&2
-  exit 1
-fi
-tar -xzf "$archive" -C {PLUGINS_DIR}
-rm -f "$archive"
-confluent-hub install --no-prompt --component-dir {PLUGINS_DIR} --worker-configs /dev/null \\
-  {s3_sink}
+fetch_verified() {{  # <url> <sha512> <file> <config key of the hash>
+  curl -fsSL -o "$3" "$1"
+  actual=$(sha512sum "$3" | cut -d' ' -f1)
+  if [ "$actual" != "$2" ]; then
+    echo "datapipe: the SHA-512 of $1 is $actual, not $2 (kafkaConnect.plugins.$4): not installed" >&2
+    exit 1
+  fi
+}}
+fetch_verified {shell_word(url)} {shell_word(plugins.debezium_archive_sha512)} {PLUGINS_DIR}/.debezium-plugin.tar.gz debeziumPostgresSha512
+tar -xzf {PLUGINS_DIR}/.debezium-plugin.tar.gz -C {PLUGINS_DIR}
+rm -f {PLUGINS_DIR}/.debezium-plugin.tar.gz
+{s3_sink}
 ls {PLUGINS_DIR}
 """
 

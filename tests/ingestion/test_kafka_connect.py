@@ -151,3 +151,31 @@ def test_another_debezium_version_needs_its_archive_sha512():
     assert pinned.debezium_archive_sha512 == "a" * 128
     with pytest.raises(ValidationError, match="debeziumPostgresSha512"):
         KafkaConnectConfig.model_validate({"plugins": {"debeziumPostgresSha512": "A" * 128}})
+
+
+def test_a_pinned_s3_sink_archive_is_installed_from_the_checked_file(tmp_path):
+    archive, sha512 = plugin_archive(tmp_path, b"the connector")  # the stand-in curl serves it for both URLs
+    url = "https://mirror.example.com/confluentinc-kafka-connect-s3-10.6.7.zip"
+    plugins = {"debeziumPostgresSha512": sha512, "confluentS3SinkArchive": url, "confluentS3SinkSha512": sha512}
+    result, directory = run_install_script(tmp_path, KafkaConnectConfig.model_validate({"plugins": plugins}), archive)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "hub").read_text().split()[-1] == f"{directory}/.s3-sink.zip"
+
+
+def test_a_tampered_s3_sink_archive_is_refused_before_confluent_hub_runs(tmp_path):
+    archive, sha512 = plugin_archive(tmp_path, b"the connector")
+    plugins = {"debeziumPostgresSha512": sha512, "confluentS3SinkArchive": "https://mirror.example.com/s3-sink.zip",
+               "confluentS3SinkSha512": "0" * 128}
+    result, _ = run_install_script(tmp_path, KafkaConnectConfig.model_validate({"plugins": plugins}), archive)
+    assert result.returncode == 1
+    assert "kafkaConnect.plugins.confluentS3SinkSha512" in result.stderr and "not installed" in result.stderr
+    assert not (tmp_path / "hub").exists()
+
+
+@pytest.mark.parametrize("plugins", [{"confluentS3SinkArchive": "https://mirror.example.com/s3-sink.zip"},
+                                     {"confluentS3SinkSha512": "0" * 128}])
+def test_the_s3_sink_archive_and_its_hash_go_together(plugins):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="confluentS3SinkArchive and confluentS3SinkSha512 go together"):
+        KafkaConnectConfig.model_validate({"plugins": plugins})
