@@ -64,7 +64,8 @@ batch = BatchLayer(
 lake = batch.storage  # AWS's buckets, or the in-cluster store's
 
 # One CA per stack: every service's certificate is issued by it; `tls.rotation` replaces it.
-ca = CertificateAuthority("stack-ca", common_name=f"DataPipe {pulumi.get_project()}/{stack} CA",
+# (A common name is at most 64 characters; it only labels the CA.)
+ca = CertificateAuthority("stack-ca", common_name=f"DataPipe {pulumi.get_project()}/{stack} CA"[:64],
                           rotation=config.tls.rotation)
 
 ingestion = IngestionLayer(

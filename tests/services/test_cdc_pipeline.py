@@ -30,7 +30,7 @@ INSERT INTO public.order_items (order_id, product_id, quantity, unit_price) VALU
 @pytest.fixture(scope="module")
 def pipeline():
     started = Pipeline().start(prepare=lambda p: p.postgres.psql(SAMPLE_ROWS))
-    print("\nrung 5 start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in started.timings.items()))
+    print("\nservices start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in started.timings.items()))
     yield started
     started.stop()
 
