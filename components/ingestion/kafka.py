@@ -286,7 +286,6 @@ class KafkaCluster(LayerComponent):
     external_bootstrap_servers: pulumi.Output[str]
     # access.PRINCIPALS -> generated SCRAM password (secret)
     passwords: dict[str, pulumi.Output[str]]
-    ca_cert_pem: pulumi.Output[str]
 
     def __init__(self, name: str, args: KafkaClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         layer = args.layer
@@ -294,9 +293,8 @@ class KafkaCluster(LayerComponent):
         # Alphanumeric: they go into SCRAM bootstrap arguments and JAAS strings unquoted.
         self.passwords = {user: self._generated_secret(f"{user}-password") for user in access.PRINCIPALS}
         certificate = self._certificate(args.issuer, access.BROKER, broker_dns_names(args.config, layer.namespace))
-        self.ca_cert_pem = args.issuer.ca.cert_pem
         secrets = [self._secret(CREDENTIALS_SECRET, APP, self.passwords),
-                   self._secret(TLS_SECRET, APP, tls_secret_data(certificate, self.ca_cert_pem))]
+                   self._secret(TLS_SECRET, APP, tls_secret_data(certificate, args.issuer.ca.cert_pem))]
         digest = certificate.cert_pem.apply(kube.sha256)
         self._create(manifests(args.config, args.topics, layer.namespace, layer.name, layer.external_host,
                                args.cluster_id, digest), depends_on=secrets)
