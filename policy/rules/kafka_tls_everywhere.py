@@ -191,14 +191,8 @@ def properties_findings(settings: Mapping[str, Value]) -> Iterator[str]:
     if any(key in settings for key in BROKER_KEYS):
         yield from broker_findings(settings, PROPERTY, listeners_required=True)
     for key, value in settings.items():
-        if is_protocol_key(key):
-            problem = protocol_problem(PROPERTY(key), value)
-            if problem:
-                yield problem
+        yield from _setting_findings(key, PROPERTY(key), value)
         if key.endswith("bootstrap.servers"):
-            problem = bootstrap_problem(PROPERTY(key), value)
-            if problem:
-                yield problem
             prefix = key[: -len("bootstrap.servers")]
             protocol_key = f"{prefix}security.protocol"
             if key not in BROKER_BOOTSTRAP_KEYS and (prefix == "" or prefix.endswith(".")) \
@@ -210,6 +204,18 @@ def properties_findings(settings: Mapping[str, Value]) -> Iterator[str]:
             key = f"{client}.security.protocol"
             if key not in settings:
                 yield _connect_client_missing("a Kafka Connect worker config", key, client)
+
+
+def _setting_findings(key: str, name: str, value: Value) -> Iterator[str]:
+    """One client setting: a protocol that is not TLS, or bootstrap servers with a plaintext prefix."""
+    if is_protocol_key(key):
+        problem = protocol_problem(name, value)
+        if problem:
+            yield problem
+    if key.endswith("bootstrap.servers"):
+        problem = bootstrap_problem(name, value)
+        if problem:
+            yield problem
 
 
 def _connect_client_missing(worker: str, setting: str, client: str) -> str:
@@ -225,14 +231,7 @@ def json_findings(document: Any, hidden: bool = False) -> Iterator[str]:
         if isinstance(item, (dict, list)):
             continue
         value = Value("" if item is None else item if isinstance(item, str) else json.dumps(item), hidden)
-        if is_protocol_key(key):
-            problem = protocol_problem(JSON_KEY(path), value)
-            if problem:
-                yield problem
-        if key.endswith("bootstrap.servers"):
-            problem = bootstrap_problem(JSON_KEY(path), value)
-            if problem:
-                yield problem
+        yield from _setting_findings(key, JSON_KEY(path), value)
 
 
 def text_findings(key: str, text: str, hidden: bool) -> Iterator[str]:
