@@ -21,11 +21,13 @@ DNS_PORT = 53
 class Flow:
     """`source` pods may open connections to `target` pods on `ports`.
 
-    source None means the host side (NodePort clients from the layer's host CIDRs)."""
+    source None means the host side (NodePort clients from the layer's host CIDRs), unless
+    `from_namespace` names another namespace whose pods may connect (a Prometheus outside the layer)."""
 
     source: Optional[str]
     target: str
     ports: tuple[int, ...]
+    from_namespace: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,12 @@ def network_policy_manifests(args: LayerNamespaceArgs) -> list[dict[str, Any]]:
     for target in sorted({flow.target for flow in args.flows}):
         rules = []
         for flow in (f for f in args.flows if f.target == target):
-            peers = host_peers if flow.source is None else [{"podSelector": {"matchLabels": kube.selector(flow.source)}}]
+            if flow.from_namespace is not None:
+                peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": flow.from_namespace}}}]
+            elif flow.source is None:
+                peers = host_peers
+            else:
+                peers = [{"podSelector": {"matchLabels": kube.selector(flow.source)}}]
             rules.append({"from": peers, "ports": _ports(flow.ports)})
         policies.append(
             {

@@ -16,6 +16,10 @@ clock; every transaction's commit time is recorded (the server's clock_timestamp
 COMMIT). The reader is a separate process consuming in batches; its accounting is incremental,
 and its CPU is printed so it can be seen not to be the bottleneck (tests/services/load.py).
 
+The JVMs run with the pods' metrics agent, scraped every --scrape-seconds (15, the layers' default
+interval) as the layer's Prometheus would; --metrics off runs them without the agent, the baseline
+for what monitoring costs.
+
 Experiments without editing code: --connector-config / $BENCH_CONNECTOR_CONFIG (JSON merged over the
 builder's Debezium config, e.g. '{"poll.interval.ms": "50"}'), --worker-config /
 $BENCH_WORKER_CONFIG (JSON merged over the Connect worker properties).
@@ -29,9 +33,12 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.services import load  # noqa: E402
@@ -56,6 +63,9 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--worker-config", type=json_object,
                         default=json_object(os.environ.get("BENCH_WORKER_CONFIG", "")),
                         help="JSON object merged over the Connect worker properties (default $BENCH_WORKER_CONFIG)")
+    parser.add_argument("--metrics", choices=("scraped", "off"), default="scraped",
+                        help="the JVMs' metrics agent, scraped every --scrape-seconds; or no agent at all")
+    parser.add_argument("--scrape-seconds", type=float, default=15)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bulk-rows", type=int, default=200_000)
     parser.add_argument("--ramp", default="2000,5000,10000,15000,20000", help="paced rates, events/s")
@@ -97,12 +107,76 @@ class Measured:
         return 1e6 * self.cpu.get(name, 0.0) / self.events if self.events else float("nan")
 
 
+class Scraper(threading.Thread):
+    """Reads every agent's /metrics each `interval` seconds, as the layer's Prometheus does: the
+    agent collects its MBeans only when scraped, so an unscraped agent would cost nothing."""
+
+    def __init__(self, urls: list[str], interval: float):
+        super().__init__(daemon=True)
+        self.urls, self.interval = urls, interval
+        self.done = threading.Event()
+        self.seconds: list[float] = []
+        self.series: dict[str, int] = {}
+        self.failures = 0
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            for url in self.urls:
+                start = time.monotonic()
+                try:
+                    with urllib.request.urlopen(url, timeout=10) as response:
+                        body = response.read().decode()
+                except OSError:
+                    self.failures += 1
+                    continue
+                self.seconds.append(time.monotonic() - start)
+                self.series[url] = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(15)
+
+    def cost(self, pids: dict[str, int], seconds: float = 10) -> str:
+        """CPU per scrape of each JVM, on the idle pipeline: its CPU over `seconds` scraped once a
+        second, less its CPU over `seconds` not scraped at all (the periodic scrapes stopped)."""
+        self.stop()
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu(pid: int) -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / ticks
+
+        def window(scrape: bool) -> dict[str, float]:
+            before = {name: cpu(pid) for name, pid in pids.items()}
+            for _ in range(int(seconds)):
+                start = time.monotonic()
+                if scrape:
+                    for url in self.urls:
+                        with urllib.request.urlopen(url, timeout=10) as response:
+                            response.read()
+                time.sleep(max(0.0, 1 - (time.monotonic() - start)))
+            return {name: cpu(pid) - before[name] for name, pid in pids.items()}
+
+        quiet, scraped = window(False), window(True)
+        return ", ".join(f"{name} {1000 * (scraped[name] - quiet[name]) / int(seconds):.0f} ms"
+                         for name in pids)
+
+    def summary(self) -> str:
+        if not self.seconds:
+            return "no scrape answered"
+        ms = sorted(1000 * s for s in self.seconds)
+        return (f"{len(ms)} scrapes every {self.interval:.0f} s, {self.failures} failed; scrape time min/median/max "
+                f"{ms[0]:.0f}/{statistics.median(ms):.0f}/{ms[-1]:.0f} ms; series per endpoint "
+                f"{sorted(self.series.values())}")
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.rig = load.LoadRig(sessions=args.sessions, connector_overrides=args.connector_config,
-                                worker_overrides=args.worker_config)
+                                worker_overrides=args.worker_config, metrics_agents=args.metrics == "scraped")
         self.pipeline, self.ledger, self.clock = self.rig.pipeline, self.rig.ledger, self.rig.clock
+        self.scraper: Optional[Scraper] = None
 
     @property
     def writer(self) -> load.Writer:
@@ -121,11 +195,18 @@ class Bench:
     def start(self) -> None:
         self.rig.start()
         print("start-up (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.pipeline.timings.items()))
+        if self.args.metrics == "scraped":
+            ports = [*self.pipeline.kafka.metrics_ports, self.pipeline.connect.metrics_port]
+            self.scraper = Scraper([f"http://127.0.0.1:{port}/metrics" for port in ports], self.args.scrape_seconds)
+            self.scraper.start()
         pg = self.pipeline.postgres
         pg.psql(f"CREATE PUBLICATION {DECODE_PUBLICATION} FOR TABLE public.orders")
         pg.psql(f"SELECT pg_create_logical_replication_slot('{DECODE_SLOT}', 'pgoutput')")
 
     def stop(self) -> None:
+        if self.scraper:
+            self.scraper.stop()
+            print(f"metrics: {self.scraper.summary()}")
         self.rig.close()
 
     def drain(self, phase: load.Phase, timeout: float) -> None:
@@ -356,6 +437,8 @@ def main(argv=None) -> int:
           f"{load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f} (1/5/15 min)")
     print(f"connector overrides: {json.dumps(args.connector_config) if args.connector_config else 'none'}; "
           f"worker overrides: {json.dumps(args.worker_config) if args.worker_config else 'none'}")
+    print(f"metrics agents: {args.metrics}" + (f", scraped every {args.scrape_seconds:.0f} s"
+                                                 if args.metrics == "scraped" else ""))
     print(f"plan: {args.repeats} runs of each; bulk {args.bulk_rows:,} rows; ramp {args.ramp} events/s x "
           f"{args.step_seconds:.0f} s; latency at {args.latency_rate:,.0f} events/s x {args.latency_seconds:.0f} s; "
           f"{args.sessions} psql sessions, a transaction every {1000 * args.tick:.0f} ms")
@@ -394,6 +477,11 @@ def main(argv=None) -> int:
 
         print("\n== 5. memory: peak of each service's process tree over the whole run (warm-up included) ==")
         report_memory(bench)
+        if bench.scraper:
+            pids = {name: pid for name, pid in bench.pipeline.service_pids().items()
+                    if pid and name.startswith(("kafka-", "connect"))}
+            print("\n== 6. metrics: CPU of one scrape of each agent, idle pipeline (10 s scraped every second, less "
+                  f"10 s not scraped) ==\n{bench.scraper.cost(pids)}; at one scrape every {args.scrape_seconds:.0f} s")
         phases = {id(p): p for p in bench.ledger.phase_of.values()}.values()
         print(f"\nevery row written was read; duplicates read: {sum(p.duplicates for p in phases)}; load average at "
               f"end {' '.join(f'{x:.2f}' for x in os.getloadavg())}; the benchmark took "

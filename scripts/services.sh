@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/services.sh - real PostgreSQL (apt), Kafka + Connect + Debezium and Spark (Maven Central)
-# and SeaweedFS (Go module proxy) for tests/services/, provisioned once into
+# scripts/services.sh - real PostgreSQL (apt), Kafka + Connect + Debezium, Spark and the Prometheus
+# JMX exporter agent (Maven Central), SeaweedFS and Prometheus + promtool (Go module proxy) for
+# tests/services/ and tests/observability/, provisioned once into
 # ${DATAPIPE_SERVICES_CACHE:-$HOME/.cache/datapipe-services}.
 #
 #   bash scripts/services.sh                                 # ensure it all; progress on stderr

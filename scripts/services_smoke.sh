@@ -11,6 +11,9 @@
 #   4. CDC: a PostgresConnector (pgoutput, with the project's ExtractNewRecordState
 #      'unwrap' SMT settings) must reach RUNNING, and kafka-console-consumer must read the
 #      snapshot row, a row inserted afterwards and a delete (streamed through the slot).
+#   5. Monitoring: the broker runs with the Prometheus JMX exporter java agent
+#      ($DATAPIPE_JMX_AGENT); promtool checks a config with static and DNS SD jobs, and
+#      prometheus ($DATAPIPE_PROMETHEUS_VERSION) scrapes the agent: up == 1, kafka_server_* series.
 # Prints the time of each step; takes about a minute on 2 cores (limit: 2 minutes).
 #
 # Usage: bash scripts/services_smoke.sh
@@ -77,8 +80,9 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-read -r PG_PORT BROKER_PORT CONTROLLER_PORT REST_PORT <<<"$(free_ports 4)"
-say "ports: postgres $PG_PORT, broker $BROKER_PORT, controller $CONTROLLER_PORT, connect rest $REST_PORT"
+read -r PG_PORT BROKER_PORT CONTROLLER_PORT REST_PORT JMX_PORT PROM_PORT <<<"$(free_ports 6)"
+say "ports: postgres $PG_PORT, broker $BROKER_PORT, controller $CONTROLLER_PORT, connect rest $REST_PORT," \
+  "broker jmx exporter $JMX_PORT, prometheus $PROM_PORT"
 
 # wait_until SECONDS WHAT PID CMD...: retry CMD every second; fail if PID died or time is up.
 wait_until() {
@@ -128,7 +132,10 @@ CLUSTER_ID="$(kafka-storage random-uuid)"
 kafka-storage format --cluster-id "$CLUSTER_ID" --config "$TMP/server.properties" --ignore-formatted >"$TMP/format.log" 2>&1 \
   || fail "kafka-storage format failed"
 say "kafka-storage format: $(tail -n 1 "$TMP/format.log")"
-kafka-server-start "$TMP/server.properties" >"$TMP/kafka.log" 2>&1 &
+# The broker carries the JMX exporter agent (every MBean, default names); step 5 scrapes it.
+printf 'lowercaseOutputName: true\nrules:\n  - pattern: ".*"\n' >"$TMP/jmx-exporter.yml"
+KAFKA_OPTS="-javaagent:$DATAPIPE_JMX_AGENT=127.0.0.1:$JMX_PORT:$TMP/jmx-exporter.yml" \
+  kafka-server-start "$TMP/server.properties" >"$TMP/kafka.log" 2>&1 &
 KAFKA_PID=$!
 PIDS+=("$KAFKA_PID")
 wait_until 60 "kafka broker up on localhost:$BROKER_PORT" "$KAFKA_PID" \
@@ -244,3 +251,37 @@ if got != want or not all("__source_lsn" in r and "__source_ts_ms" in r for r in
     sys.exit(f"got {got}, want {want}; first value: {rows[:1]}")
 PY
 say "kafka-console-consumer read snapshot 'r', streamed 'c' and rewritten 'd' (__deleted=true) events, unwrapped by ExtractNewRecordState"
+
+# ---- 5. Prometheus scrapes the broker's JMX exporter agent -------------------------------------------
+curl -fsS "http://127.0.0.1:$JMX_PORT/metrics" >"$TMP/jmx-metrics.txt" || fail "the JMX exporter agent does not answer on $JMX_PORT"
+grep -q '^kafka_server_' "$TMP/jmx-metrics.txt" || fail "the JMX exporter agent exports no kafka_server_* metric"
+say "jmx exporter agent $DATAPIPE_JMX_EXPORTER_VERSION in the broker: $(grep -c '^kafka_' "$TMP/jmx-metrics.txt") kafka_* samples on /metrics"
+cat >"$TMP/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: kafka
+    static_configs: [{targets: ['127.0.0.1:$JMX_PORT']}]
+EOF
+# DNS SD is only loaded, not run: the brokers' headless-Service names exist in the cluster only.
+{ cat "$TMP/prometheus.yml"
+  printf '  - job_name: kafka-dns\n    dns_sd_configs: [{names: [kafka.example.internal], type: A, port: 7071}]\n'
+} >"$TMP/prometheus-dns.yml"
+promtool check config "$TMP/prometheus-dns.yml" >"$TMP/promtool.log" 2>&1 \
+  || fail "promtool check config failed: $(cat "$TMP/promtool.log")"
+say "promtool check config: static_configs and dns_sd_configs jobs are valid"
+prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prometheus-data" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" >"$TMP/prometheus.log" 2>&1 &
+PROM_PID=$!
+PIDS+=("$PROM_PID")
+PROM="http://127.0.0.1:$PROM_PORT"
+wait_until 30 "prometheus $DATAPIPE_PROMETHEUS_VERSION ready on $PROM" "$PROM_PID" curl -fsS "$PROM/-/ready"
+# prom_value QUERY: the value of the query's first sample (empty if none).
+prom_value() {
+  curl -fsS --data-urlencode "query=$1" "$PROM/api/v1/query" \
+    | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'
+}
+prom_is() { [[ "$(prom_value "$1")" == "$2" ]]; }
+wait_until 30 "prometheus scraped the agent: up{job=\"kafka\"} == 1" "$PROM_PID" prom_is 'up{job="kafka"}' 1
+SERIES="$(prom_value 'count({job="kafka",__name__=~"kafka_server_.+"})')"
+[[ "${SERIES:-0}" -gt 0 ]] || fail "prometheus has no kafka_server_* series from the agent"
+say "prometheus holds $SERIES kafka_server_* series from the broker's agent"

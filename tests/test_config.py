@@ -17,8 +17,9 @@ def error_for(raw) -> str:
 
 def test_defaults_reproduce_the_product_description():
     ingestion = parse_stack_config({}).ingestion
-    assert ingestion.memory_allocation_mib() == {"postgres": 1024, "kafka": 3 * 682, "schema-registry": 1024,
-                                                 "kafka-connect": 2048}
+    # The product description's sizes but PostgreSQL's, which makes room for monitoring (README: Monitoring).
+    assert ingestion.memory_allocation_mib() == {"postgres": 640, "kafka": 3 * 682, "schema-registry": 1024,
+                                                 "kafka-connect": 2048, "postgres-exporter": 64, "prometheus": 320}
     assert sum(ingestion.memory_allocation_mib().values()) == 6142 <= ingestion.memory_budget_mib == 6144
     assert ingestion.postgres.storage_mib == 5120 and ingestion.kafka.storage_per_broker_mib == 3413
     assert ingestion.kafka_connect.effective_heap_mib == 1536
@@ -135,8 +136,8 @@ def test_batch_defaults_reproduce_the_product_description():
     config = parse_stack_config({"cloud": {"snowflake": SNOWFLAKE}})
     assert config.batch_memory_allocation_mib() == {
         "spark-operator-controller": 512, "spark-operator-webhook": 256, "spark-history-server": 1024,
-        "spark-driver": 3072 + 384, "spark-executors": 2 * (4096 + 409), "dbt": 1024}
-    assert sum(config.batch_memory_allocation_mib().values()) == 15282 <= config.batch.memory_budget_mib == 18432
+        "spark-driver": 3072 + 384, "spark-executors": 2 * (4096 + 409), "dbt": 1024, "prometheus": 512}
+    assert sum(config.batch_memory_allocation_mib().values()) == 15794 <= config.batch.memory_budget_mib == 18432
     assert config.batch_storage_allocation_mib() == {"spark-history": 5120}
     assert (config.batch.spark.ui_node_port, config.batch.history_server.node_port) == (30040, 30041)
     # Without a Snowflake account: AWS holds the buckets, no Snowflake, no dbt.
@@ -167,7 +168,7 @@ def test_spark_sizes_are_checked():
 
 def test_batch_total_counts_spark_overhead_against_the_budget():
     message = error_for({"batch": {"spark": {"executor": {"instances": 3, "memory": "4Gi"}}}})
-    assert "datapipe:batch: memory limits total 18763Mi" in message  # 768 + 1024 + 3456 + 3 x 4505
+    assert "datapipe:batch: memory limits total 19275Mi" in message  # 768 + 1024 + 3456 + 3 x 4505 + 512
     assert "spark-executors 13515Mi" in message and "above memoryBudget 18Gi" in message
 
 

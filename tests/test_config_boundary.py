@@ -277,6 +277,8 @@ UNSET_DEFAULTS = {
     "cloud.snowflake.connection.user": "PULUMI",
     "cloud.snowflake.connection.warehouse": "COMPUTE_WH",
     "cloud.snowflake.dbtUser.rsaPublicKey": harness.TEST_PUBLIC_KEY,
+    "ingestion.monitoring.operatorLabels": "release",
+    "batch.monitoring.operatorLabels": "release",
 }
 # The rest of the stack a field needs to be in play (the event logs' bucket must be the store's,
 # and a Spark role's section needs its memory once it is given at all).

@@ -11,6 +11,8 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from components.observability.config import MonitoringConfig, PrometheusConfig
+
 from components.config_types import (INT32_MAX, INT64_MAX, Image, JvmService, LayerConfig, LocalPath,
                                      Mebibytes, Namespace, NodePort, Strict, check_dns_label, check_host_name)
 
@@ -295,6 +297,8 @@ class BatchConfig(LayerConfig):
     spark: SparkConfig = Field(SparkConfig(), description="The default Spark job profile")
     history_server: HistoryServerConfig = Field(HistoryServerConfig(), description="The Spark History Server")
     dbt: DbtConfig = Field(DbtConfig(), description="The scheduled dbt runner")
+    monitoring: MonitoringConfig = Field(MonitoringConfig(prometheus=PrometheusConfig(memory=512)),
+                                         description="Metrics, the layer's Prometheus, alerts and dashboard")
 
     # Wording of the layer checks (LayerConfig), which StackConfig runs: they need the cloud section.
     memory_budget_note: ClassVar[str] = "; Spark pods include their memory overhead"

@@ -14,9 +14,12 @@ from components.batch import spark
 from components.batch.config import HistoryServerConfig, SparkConfig
 from components.cloud.access import S3Endpoint
 from components.layer_component import Layer, LayerComponent
+from components.observability import jmx
+from components.observability.config import JmxExporterConfig
 from components.quoting import jvm_option, shell_word, url_path_segment, xml_text
 
 APP = "spark-history-server"
+METRICS_RULES = "spark-history-server-jmx-exporter"
 PORT = 18080
 CLAIM = "spark-history"
 JARS_DIR = "/opt/datapipe/jars"
@@ -67,7 +70,7 @@ def history_opts(config: HistoryServerConfig, log_dir: str, endpoint: Optional[S
 
 
 def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace: str, layer: str,
-              endpoint: S3Endpoint) -> list[dict[str, Any]]:
+              endpoint: S3Endpoint, jmx_exporter: JmxExporterConfig = JmxExporterConfig()) -> list[dict[str, Any]]:
     """`endpoint` is where the lake's S3 is; used only when the event logs are on s3a."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     on_s3 = config.event_log_dir is not None
@@ -78,6 +81,7 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
         {"name": "SPARK_PID_DIR", "value": "/tmp"},
         # The heap follows the container limit (JvmService), leaving the rest for off-heap memory.
         {"name": "SPARK_DAEMON_MEMORY", "value": f"{config.effective_heap_mib}m"},
+        {"name": "SPARK_DAEMON_JAVA_OPTS", "value": jmx.agent_option()},
         {"name": "SPARK_HISTORY_OPTS", "value": history_opts(config, log_dir, endpoint if on_s3 else None)},
     ]
     volumes: list[dict[str, Any]] = []
@@ -140,10 +144,12 @@ def manifests(config: HistoryServerConfig, spark_config: SparkConfig, namespace:
     }
     if init:
         pod["initContainers"] = init
+    pod = jmx.instrument(pod, jmx_exporter, METRICS_RULES, spark.UID)
     # Recreate: the volume is ReadWriteOnce and a surge pod would not fit the quota.
-    deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod)
+    deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod,
+                                          {"datapipe.io/metrics-rules-sha256": kube.sha256(jmx.rules_text(APP))})
     service = kube.node_port_service(meta(APP), kube.selector(APP), "http", PORT, config.node_port)
-    return claims + extra + [deployment, service]
+    return claims + extra + [jmx.rules_configmap(meta(METRICS_RULES), APP), deployment, service]
 
 
 @dataclass
@@ -154,6 +160,7 @@ class SparkHistoryServerArgs:
     endpoint: S3Endpoint
     # The Secret holding Spark's S3 key, which the pod reads its credentials from.
     credentials: pulumi.Resource
+    jmx_exporter: JmxExporterConfig = JmxExporterConfig()
 
 
 class SparkHistoryServer(LayerComponent):
@@ -164,7 +171,7 @@ class SparkHistoryServer(LayerComponent):
     def __init__(self, name: str, args: SparkHistoryServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         layer = args.layer
         super().__init__("datapipe:batch:SparkHistoryServer", name, layer, opts)
-        self._create(manifests(args.config, args.spark, layer.namespace, layer.name, args.endpoint),
+        self._create(manifests(args.config, args.spark, layer.namespace, layer.name, args.endpoint, args.jmx_exporter),
                      depends_on=[args.credentials])
         self.event_log_dir = pulumi.Output.from_input(spark.event_log_dir(args.config.event_log_dir))
         self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))

@@ -21,12 +21,12 @@ from components.cloud.config import ObjectStoreConfig
 from components.cloud.object_store import ObjectStore, ObjectStoreArgs
 from components.layer_component import MovedFrom
 from components.layer_namespace import ExternalEgress, Flow, LayerNamespace, LayerNamespaceArgs, RolePolicy
+from components.observability import alerts, jmx, scraping
+from components.observability.monitoring import LayerMonitoring, LayerMonitoringArgs
 
 DRIVER, EXECUTOR = spark.DRIVER_APP, spark.EXECUTOR_APP
 OPERATOR, HISTORY, DBT, STORE = spark_operator.APP, history_server.APP, dbt.APP, object_store.APP
-# The Kubernetes API: 443 on the `kubernetes` Service, 6443 on Kind's API server behind it
-# (NetworkPolicies may see either, depending on where the CNI evaluates them).
-KUBE_API_PORTS = (443, 6443)
+KUBE_API_PORTS = scraping.API_PORTS
 HTTPS = 443
 
 
@@ -35,6 +35,10 @@ def driver_rules() -> tuple[dict, ...]:
     and volume claims (Spark on Kubernetes); nothing else, and only in the layer's namespace."""
     return ({"apiGroups": [""], "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
              "verbs": ["create", "get", "list", "watch", "update", "patch", "delete", "deletecollection"]},)
+
+
+# The History Server's JMX agent; the drivers' own metrics on their UI port (PrometheusServlet).
+METRICS_PORTS = {HISTORY: jmx.PORT, DRIVER: spark.UI_PORT}
 
 
 def flows(in_cluster_store: bool, history_on_s3: bool) -> list[Flow]:
@@ -109,11 +113,12 @@ class BatchLayer(pulumi.ComponentResource):
             namespace=cfg.namespace, layer=LAYER, external_host=cfg.external_host,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
             service_accounts=[DRIVER_SERVICE_ACCOUNT, EXECUTOR_SERVICE_ACCOUNT, HISTORY, DBT]
-            + ([STORE] if in_cluster_store else []),
-            flows=flows(in_cluster_store, history_on_s3),
-            external_egress=external_egress(in_cluster_store, history_on_s3, args.dbt is not None),
+            + ([STORE] if in_cluster_store else []) + scraping.service_accounts(cfg.monitoring),
+            flows=flows(in_cluster_store, history_on_s3) + scraping.metrics_flows(cfg.monitoring, METRICS_PORTS),
+            external_egress=external_egress(in_cluster_store, history_on_s3, args.dbt is not None)
+            + scraping.api_egress(cfg.monitoring),
             host_cidrs=cfg.host_access_cidrs,
-            api_roles=[RolePolicy(DRIVER_SERVICE_ACCOUNT, driver_rules())],
+            api_roles=[RolePolicy(DRIVER_SERVICE_ACCOUNT, driver_rules()), *scraping.api_roles(cfg.monitoring)],
         ), child)
         layer = self.namespace.layer
 
@@ -139,7 +144,7 @@ class BatchLayer(pulumi.ComponentResource):
 
         history = SparkHistoryServer(f"{name}-spark-history", SparkHistoryServerArgs(
             config=cfg.history_server, spark=cfg.spark, layer=layer, endpoint=storage.spark.endpoint,
-            credentials=profile.credentials), child)
+            credentials=profile.credentials, jmx_exporter=cfg.monitoring.jmx_exporter), child)
 
         # BatchConfig refuses a smoke job without the operator, whose CRDs the job needs.
         if cfg.spark.smoke_job.enabled and operator is not None:
@@ -152,7 +157,14 @@ class BatchLayer(pulumi.ComponentResource):
             DbtRunner(f"{name}-dbt", DbtRunnerArgs(
                 config=cfg.dbt, layer=layer, target=args.dbt.target, private_key=args.dbt.private_key), child)
 
+        allocation = memory.memory_allocation_mib(cfg, args.object_store, args.dbt is not None)
+        monitoring = LayerMonitoring(f"{name}-monitoring", LayerMonitoringArgs(
+            config=cfg.monitoring, layer=layer, groups=alerts.batch_groups(
+                cfg.namespace, {HISTORY: cfg.history_server.memory_mib}, sum(allocation.values()),
+                cfg.memory_budget_mib)), child)
+
         self.endpoints = pulumi.Output.from_input({
+            "prometheusInCluster": monitoring.url,
             "sparkHistory": history.external_url,
             "sparkHistoryInCluster": history.url,
             "sparkUi": layer.external_url(cfg.spark.ui_host_port),
@@ -160,7 +172,6 @@ class BatchLayer(pulumi.ComponentResource):
             "sparkEventLogDir": history.event_log_dir,
             "objectStoreInCluster": object_store_url,
         })
-        allocation = memory.memory_allocation_mib(cfg, args.object_store, args.dbt is not None)
         self.memory = pulumi.Output.from_input({"limitsMib": sum(allocation.values()),
                                                 "budgetMib": cfg.memory_budget_mib, "byServiceMib": allocation})
         self.register_outputs({"endpoints": self.endpoints, "memory": self.memory,

@@ -34,6 +34,8 @@ def memory_allocation_mib(config: BatchConfig, object_store: Optional[ObjectStor
         allocation["dbt"] = config.dbt.memory_mib
     if object_store is not None:
         allocation["object-store"] = object_store.memory_mib
+    if config.monitoring.prometheus_memory_mib:
+        allocation["prometheus"] = config.monitoring.prometheus_memory_mib
     return allocation
 
 

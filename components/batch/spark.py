@@ -83,7 +83,19 @@ def spark_conf(config: SparkConfig, lake_bucket: str, endpoint: S3Endpoint, even
         f"{catalog}.type": "hadoop",
         f"{catalog}.warehouse": f"s3a://{lake_bucket}/warehouse",
         **s3a_settings(endpoint),
+        **METRICS_CONF,
     }
+
+
+# Spark's own Prometheus endpoint on the driver's UI port (/metrics/prometheus/), with the JVM's
+# memory and GC: no agent to fetch into the image, no extra port. A fixed namespace keeps the
+# series' names the same from one run to the next (Spark's default is the application id).
+METRICS_CONF = {
+    "spark.metrics.namespace": "datapipe",
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+    "spark.metrics.conf.driver.source.jvm.class": "org.apache.spark.metrics.source.JvmSource",
+}
 
 
 def event_log_dir(configured: Optional[str]) -> str:

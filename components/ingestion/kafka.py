@@ -20,9 +20,12 @@ from components import kube
 from components.ingestion import access
 from components.ingestion.config import KafkaConfig, TopicsConfig
 from components.layer_component import Issuer, Layer, LayerComponent
+from components.observability import jmx
+from components.observability.config import JmxExporterConfig
 
 APP = "kafka"
 HEADLESS = "kafka-headless"
+METRICS_RULES = "kafka-jmx-exporter"
 BOOTSTRAP = "kafka-bootstrap"
 INTERNAL_PORT = 9092
 CONTROLLER_PORT = 9093
@@ -143,13 +146,15 @@ def jvm_env(config: KafkaConfig) -> list[dict[str, str]]:
     """The JVM flags of a broker, as the image's kafka-run-class.sh reads them (the real-service
     tests start their brokers with exactly these)."""
     return [{"name": "KAFKA_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
-            {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS}]
+            {"name": "KAFKA_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
+            {"name": "KAFKA_OPTS", "value": jmx.agent_option()}]
 
 
 def format_storage_command(secrets_dir: str = SECRETS_DIR, storage_cmd: str = "/opt/kafka/bin/kafka-storage.sh") -> str:
     """Formats a node's storage (reads $KAFKA_CLUSTER_ID and $props) once, with the stack's cluster
     id and every principal's SCRAM credential; on formatted storage it does nothing."""
-    return (f'{storage_cmd} format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props" '
+    # KAFKA_OPTS emptied: the format step's short JVM must not start the metrics agent (its port).
+    return (f'KAFKA_OPTS= {storage_cmd} format --ignore-formatted --cluster-id "$KAFKA_CLUSTER_ID" --config "$props" '
             + access.scram_format_args(secrets_dir))
 
 
@@ -162,7 +167,8 @@ exec /opt/kafka/bin/kafka-server-start.sh "$props"
 
 
 def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: str,
-              external_host: str, cluster_id: str, certificate_sha256: Any = "") -> list[dict[str, Any]]:
+              external_host: str, cluster_id: str, certificate_sha256: Any = "",
+              jmx_exporter: JmxExporterConfig = JmxExporterConfig()) -> list[dict[str, Any]]:
     """`certificate_sha256` (may be an Output): a new certificate rolls the brokers."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     endpoints = in_cluster_endpoints(config, namespace, external_host)
@@ -171,6 +177,7 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
         for i in range(config.brokers)
     }
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kafka-brokers"), "data": brokers}
+    metrics_rules = jmx.rules_configmap(meta(METRICS_RULES), APP)
     tcp = lambda port: {"tcpSocket": {"port": port}}  # noqa: E731
     container = {
         "name": APP,
@@ -213,9 +220,10 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                     # Broker 0's file carries every setting shared by all brokers (and the voters): a
                     # change there rolls the brokers, while adding a broker-only node does not.
                     "annotations": {"datapipe.io/brokers-sha256": kube.sha256(brokers["broker-0.properties"]),
-                                    "datapipe.io/certificate-sha256": certificate_sha256},
+                                    "datapipe.io/certificate-sha256": certificate_sha256,
+                                    "datapipe.io/metrics-rules-sha256": kube.sha256(jmx.rules_text(APP))},
                 },
-                "spec": {
+                "spec": jmx.instrument({
                     **kube.service_account(APP),
                     "enableServiceLinks": False,
                     "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
@@ -230,7 +238,7 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
                         {"name": "tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}},
                         {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET, "defaultMode": 0o440}},
                     ],
-                },
+                }, jmx_exporter, METRICS_RULES, UID),
             },
             "volumeClaimTemplates": [
                 {"metadata": {"name": "data", "labels": kube.labels(APP, layer)},
@@ -259,7 +267,7 @@ def manifests(config: KafkaConfig, topics: TopicsConfig, namespace: str, layer: 
         # A drain may take one broker at a time: min.insync.replicas stays satisfiable.
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": kube.selector(APP)}},
     }
-    return [configmap, *services, statefulset, pdb]
+    return [configmap, metrics_rules, *services, statefulset, pdb]
 
 
 def bootstrap_servers(namespace: str) -> str:
@@ -279,6 +287,7 @@ class KafkaClusterArgs:
     layer: Layer
     cluster_id: str
     issuer: Issuer
+    jmx_exporter: JmxExporterConfig = JmxExporterConfig()
 
 
 class KafkaCluster(LayerComponent):
@@ -297,7 +306,7 @@ class KafkaCluster(LayerComponent):
                    self._secret(TLS_SECRET, APP, tls_secret_data(certificate, args.issuer.ca.cert_pem))]
         digest = certificate.cert_pem.apply(kube.sha256)
         self._create(manifests(args.config, args.topics, layer.namespace, layer.name, layer.external_host,
-                               args.cluster_id, digest), depends_on=secrets)
+                               args.cluster_id, digest, args.jmx_exporter), depends_on=secrets)
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap_servers(layer.namespace))
         self.external_bootstrap_servers = pulumi.Output.from_input(
             f"{layer.external_host}:{args.config.bootstrap_host_port}")

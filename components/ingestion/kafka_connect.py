@@ -27,9 +27,12 @@ from components.ingestion.kafka import KafkaCluster
 from components.ingestion.postgres import PostgresCdc
 from components.ingestion.schema_registry import SchemaRegistry
 from components.layer_component import Layer, LayerComponent
+from components.observability import jmx
+from components.observability.config import JmxExporterConfig
 from components.quoting import shell_word, url_path_segment
 
 APP = "kafka-connect"
+METRICS_RULES = "kafka-connect-jmx-exporter"
 PORT = 8083
 UID = 1000
 SECRETS_DIR = "/opt/connect-secrets"
@@ -201,7 +204,8 @@ def container_env(config: KafkaConnectConfig, bootstrap_servers: str, topics: To
     return kube.confluent_env("CONNECT", worker_properties(bootstrap_servers, topics)) + [
         {"name": "CONNECT_REST_ADVERTISED_HOST_NAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         *jvm_env(config),
-        {"name": "KAFKA_OPTS", "value": f"-Djava.security.auth.login.config={SCRIPTS_DIR}/rest-jaas.conf"},
+        {"name": "KAFKA_OPTS", "value": f"-Djava.security.auth.login.config={SCRIPTS_DIR}/rest-jaas.conf "
+                                        + jmx.agent_option()},
     ]
 
 
@@ -214,7 +218,7 @@ def jvm_env(config: KafkaConnectConfig) -> list[dict[str, str]]:
 
 def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, layer: str, env: Any,
               bootstrap_servers: Any, connector_data: Any, connectors_sha256: Any,
-              trust_sha256: Any = "") -> list[dict[str, Any]]:
+              trust_sha256: Any = "", jmx_exporter: JmxExporterConfig = JmxExporterConfig()) -> list[dict[str, Any]]:
     """`env`, `bootstrap_servers`, `connector_data` and the hashes may be Outputs (opaque here)."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
     topics_script = (topic_decl.ensure_topics_script(topic_decl.declared_topics(topics))
@@ -284,7 +288,10 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
             {"name": "admin", "secret": {"secretName": ADMIN_SECRET, "defaultMode": 0o400}},
         ],
     }
+    pod = jmx.instrument(pod, jmx_exporter, METRICS_RULES, UID)
+    metrics_rules = jmx.rules_configmap(meta(METRICS_RULES), APP)
     annotations = {
+        "datapipe.io/metrics-rules-sha256": kube.sha256(jmx.rules_text(APP)),
         "datapipe.io/connectors-sha256": connectors_sha256,
         "datapipe.io/scripts-sha256": kube.sha256(json.dumps(scripts["data"], sort_keys=True)),
         "datapipe.io/trust-sha256": trust_sha256,
@@ -295,7 +302,7 @@ def manifests(config: KafkaConnectConfig, topics: TopicsConfig, namespace: str, 
         service = kube.node_port_service(meta(APP), kube.selector(APP), "rest", PORT, config.node_port)
     else:
         service = kube.cluster_ip_service(meta(APP), kube.selector(APP), "rest", PORT)
-    return [scripts, declared, deployment, service]
+    return [scripts, declared, metrics_rules, deployment, service]
 
 
 def trust_configmap(meta: dict[str, Any], ca: Any) -> dict[str, Any]:
@@ -319,6 +326,7 @@ class KafkaConnectArgs:
     raw_bucket: pulumi.Input[str]
     s3: S3Client
     ca: Any  # tls.CertificateAuthority
+    jmx_exporter: JmxExporterConfig = JmxExporterConfig()
 
 
 class KafkaConnect(LayerComponent):
@@ -352,7 +360,8 @@ class KafkaConnect(LayerComponent):
         digest = files.apply(lambda f: kube.sha256(json.dumps(f, sort_keys=True)))
         trust_digest = pulumi.Output.from_input(args.ca.cert_pem).apply(kube.sha256)
         self._create([trust, *manifests(args.config, args.topics, layer.namespace, layer.name, env,
-                                        kafka.bootstrap_servers, files, digest, trust_digest)],
+                                        kafka.bootstrap_servers, files, digest, trust_digest,
+                                        args.jmx_exporter)],
                      depends_on=[secret, admin])
         self.url = pulumi.Output.from_input(layer.in_cluster_url(APP, PORT))
         self.external_url = pulumi.Output.from_input(

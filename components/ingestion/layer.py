@@ -11,7 +11,7 @@ from typing import Optional
 import pulumi
 
 from components.cloud.access import S3Client, S3Endpoint
-from components.ingestion import kafka_connect, postgres, schema_registry
+from components.ingestion import connectors, kafka_connect, postgres, schema_registry, topics as topic_names
 from components.ingestion.config import IngestionConfig
 from components.ingestion.kafka import (CONTROLLER_PORT, EXTERNAL_PORT, INTERNAL_PORT, KafkaCluster,
                                         KafkaClusterArgs)
@@ -22,9 +22,13 @@ from components.ingestion import access
 from components.layer_component import Issuer
 from components.config_types import PRIVATE_NETWORKS
 from components.layer_namespace import ExternalEgress, Flow, LayerNamespace, LayerNamespaceArgs
+from components.observability import alerts, jmx, postgres_exporter, scraping
+from components.observability.monitoring import LayerMonitoring, LayerMonitoringArgs
 
 LAYER = "ingestion"
 KAFKA, POSTGRES, REGISTRY, CONNECT = "kafka", postgres.APP, schema_registry.APP, kafka_connect.APP
+# Each app's metrics port: the JMX agent in the JVMs, the exporter beside PostgreSQL.
+METRICS_PORTS = {KAFKA: jmx.PORT, CONNECT: jmx.PORT, REGISTRY: jmx.PORT, POSTGRES: postgres_exporter.PORT}
 
 
 def flows(expose_connect_rest: bool = False) -> list[Flow]:
@@ -66,6 +70,18 @@ def external_egress(s3: S3Endpoint) -> list[ExternalEgress]:
     return rules
 
 
+def alert_groups(cfg: IngestionConfig) -> list[dict]:
+    return alerts.ingestion_groups(cfg.namespace, cfg.postgres.slot_name, cfg.postgres.max_slot_wal_keep_size_mib,
+                                   (connectors.SOURCE_NAME, connectors.SINK_NAME), topic_names.DLQ_TOPIC,
+                                   container_limits_mib(cfg), sum(cfg.memory_allocation_mib().values()),
+                                   cfg.memory_budget_mib)
+
+
+def container_limits_mib(cfg: IngestionConfig) -> dict[str, int]:
+    """Each JVM app's container limit (per pod), which the memory alerts compare its RSS with."""
+    return {KAFKA: cfg.kafka.memory_mib, CONNECT: cfg.kafka_connect.memory_mib, REGISTRY: cfg.schema_registry.memory_mib}
+
+
 @dataclass
 class IngestionLayerArgs:
     config: IngestionConfig
@@ -86,27 +102,34 @@ class IngestionLayer(pulumi.ComponentResource):
         super().__init__("datapipe:ingestion:IngestionLayer", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
+        monitoring = cfg.monitoring
         self.namespace = LayerNamespace(f"{name}-namespace", LayerNamespaceArgs(
             namespace=cfg.namespace, layer=LAYER, external_host=cfg.external_host,
             memory_budget_mib=cfg.memory_budget_mib, storage_budget_mib=cfg.storage_budget_mib,
-            service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT],
-            flows=flows(cfg.kafka_connect.expose_rest), external_egress=external_egress(args.s3.endpoint), host_cidrs=cfg.host_access_cidrs,
+            service_accounts=[POSTGRES, KAFKA, REGISTRY, CONNECT, *scraping.service_accounts(monitoring)],
+            flows=flows(cfg.kafka_connect.expose_rest) + scraping.metrics_flows(monitoring, METRICS_PORTS),
+            external_egress=external_egress(args.s3.endpoint) + scraping.api_egress(monitoring),
+            host_cidrs=cfg.host_access_cidrs, api_roles=scraping.api_roles(monitoring),
         ), child)
         layer = self.namespace.layer
 
         self.postgres = PostgresCdc(f"{name}-postgres", PostgresCdcArgs(
-            config=cfg.postgres, topics=cfg.topics, layer=layer, issuer=args.issuer), child)
+            config=cfg.postgres, topics=cfg.topics, layer=layer, issuer=args.issuer,
+            exporter=monitoring.postgres_exporter), child)
         self.kafka = KafkaCluster(f"{name}-kafka", KafkaClusterArgs(
             config=cfg.kafka, topics=cfg.topics, layer=layer, cluster_id=args.kafka_cluster_id,
-            issuer=args.issuer), child)
+            issuer=args.issuer, jmx_exporter=monitoring.jmx_exporter), child)
         self.schema_registry = SchemaRegistry(f"{name}-schema-registry", SchemaRegistryArgs(
             config=cfg.schema_registry, layer=layer, kafka=self.kafka,
-            replication_factor=cfg.topics.replication_factor, issuer=args.issuer), child)
+            replication_factor=cfg.topics.replication_factor, issuer=args.issuer,
+            jmx_exporter=monitoring.jmx_exporter), child)
         self.kafka_connect = KafkaConnect(f"{name}-kafka-connect", KafkaConnectArgs(
             config=cfg.kafka_connect, postgres=cfg.postgres, topics=cfg.topics, sink=cfg.s3_sink, layer=layer,
             kafka=self.kafka, registry=self.schema_registry, database=self.postgres,
-            raw_bucket=args.raw_bucket, s3=args.s3, ca=args.issuer.ca,
+            raw_bucket=args.raw_bucket, s3=args.s3, ca=args.issuer.ca, jmx_exporter=monitoring.jmx_exporter,
         ), child)
+        self.monitoring = LayerMonitoring(f"{name}-monitoring", LayerMonitoringArgs(
+            config=monitoring, layer=layer, groups=alert_groups(cfg)), child)
 
         host = cfg.external_host
         exposed = {"kafkaConnect": self.kafka_connect.external_url} if cfg.kafka_connect.expose_rest else {}
@@ -121,6 +144,7 @@ class IngestionLayer(pulumi.ComponentResource):
             **exposed,
             "kafkaConnectInCluster": self.kafka_connect.url,
             "connectors": self.kafka_connect.connector_names,
+            "prometheusInCluster": self.monitoring.url,
             # Every endpoint is TLS with a certificate of this CA (public: trust it, e.g. ssl.ca.location).
             "caCertificate": args.issuer.ca.cert_pem,
         })

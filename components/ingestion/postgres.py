@@ -12,6 +12,8 @@ from components import kube
 from components.ingestion.config import PostgresConfig, TopicsConfig
 from components.quoting import sql_identifier
 from components.layer_component import Issuer, Layer, LayerComponent
+from components.observability import postgres_exporter
+from components.observability.config import PostgresExporterConfig
 
 APP = "postgres"
 PORT = 5432
@@ -128,7 +130,7 @@ def init_sql(config: PostgresConfig, tables: tuple[str, ...]) -> str:
         # Owned by the admin, so Debezium runs with publication.autocreate.mode=disabled.
         f"CREATE PUBLICATION {publication} FOR TABLE {qualified}, public.{HEARTBEAT_TABLE};",
     ]
-    return "\n".join(statements) + "\n"
+    return "\n".join(statements) + "\n" + postgres_exporter.monitor_role_sql()
 
 
 # The Secret's keys as files (not env vars, which any process of the container can read and
@@ -137,10 +139,11 @@ SECRETS_DIR = "/run/secrets/postgres"
 INIT_SQL_PATH = "/datapipe/sql/init.sql"
 
 INIT_SCRIPT = f"""#!/bin/sh
-# Runs once, on an empty data directory (docker-entrypoint-initdb.d). The CDC password comes from
-# the Secret's file, never from the SQL file.
+# Runs once, on an empty data directory (docker-entrypoint-initdb.d). The passwords come from the
+# Secret's files, never from the SQL file.
 set -eu
 psql -v ON_ERROR_STOP=1 -v cdc_password="$(cat {SECRETS_DIR}/cdc-password)" \\
+     -v monitor_password="$(cat {SECRETS_DIR}/{postgres_exporter.PASSWORD_KEY})" \\
      --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -f {INIT_SQL_PATH}
 """
 
@@ -153,7 +156,8 @@ def host(namespace: str) -> str:
 
 
 def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, layer: str,
-              certificate_sha256: Any = "") -> list[dict[str, Any]]:
+              certificate_sha256: Any = "",
+              exporter: PostgresExporterConfig = PostgresExporterConfig()) -> list[dict[str, Any]]:
     """Everything but the Secrets (which carry Outputs); `certificate_sha256` (may be an Output):
     a new certificate restarts the server."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
@@ -211,14 +215,17 @@ def manifests(config: PostgresConfig, tables: tuple[str, ...], namespace: str, l
                     **kube.service_account(APP),
                     "enableServiceLinks": False,
                     "securityContext": {"fsGroup": UID, "runAsUser": UID, "runAsNonRoot": True},
-                    "containers": [container],
+                    "containers": [container, postgres_exporter.container(exporter, config.database, PORT, UID)],
                     "volumes": [
                         {"name": "init", "configMap": {"name": "postgres-init", "defaultMode": 0o555}},
                         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                         # Readable by the postgres group only (fsGroup), never world-readable.
                         {"name": "credentials", "secret": {"secretName": SECRET_NAME, "defaultMode": 0o440,
                                                            "items": [{"key": "admin-password", "path": "admin-password"},
-                                                                     {"key": "cdc-password", "path": "cdc-password"}]}},
+                                                                     {"key": "cdc-password", "path": "cdc-password"},
+                                                                     {"key": postgres_exporter.PASSWORD_KEY,
+                                                                      "path": postgres_exporter.PASSWORD_KEY}]}},
+                        postgres_exporter.volume(SECRET_NAME),
                         # Root-owned, group-readable (fsGroup): what PostgreSQL accepts for a key file.
                         {"name": "tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}},
                         {"name": "hba", "configMap": {"name": "postgres-hba"}},
@@ -245,6 +252,7 @@ class PostgresCdcArgs:
     topics: TopicsConfig
     layer: Layer
     issuer: Issuer
+    exporter: PostgresExporterConfig = PostgresExporterConfig()
 
 
 class PostgresCdc(LayerComponent):
@@ -260,15 +268,17 @@ class PostgresCdc(LayerComponent):
         super().__init__("datapipe:ingestion:PostgresCdc", name, layer, opts)
         self.admin_password = self._generated_secret("admin-password")
         self.cdc_password = self._generated_secret("cdc-password")
+        monitor_password = self._generated_secret("monitor-password")
         secret = self._secret(SECRET_NAME, APP, {"admin-password": self.admin_password,
-                                                 "cdc-password": self.cdc_password, "cdc-user": cfg.cdc_user})
+                                                 "cdc-password": self.cdc_password, "cdc-user": cfg.cdc_user,
+                                                 postgres_exporter.PASSWORD_KEY: monitor_password})
         certificate = self._certificate(args.issuer, APP, [host(layer.namespace), f"{APP}.{layer.namespace}.svc",
                                                           f"{APP}-0.{HEADLESS}.{layer.namespace}.svc.cluster.local"])
         tls = self._secret(TLS_SECRET, APP, {
             "tls.crt": pulumi.Output.concat(certificate.cert_pem, args.issuer.ca.cert_pem),
             "tls.key": certificate.key_pem})
         self._create(manifests(cfg, args.topics.tables, layer.namespace, layer.name,
-                               certificate.cert_pem.apply(kube.sha256)), depends_on=[secret, tls])
+                               certificate.cert_pem.apply(kube.sha256), args.exporter), depends_on=[secret, tls])
 
         self.host = pulumi.Output.from_input(host(layer.namespace))
         self.port = pulumi.Output.from_input(PORT)

@@ -14,8 +14,11 @@ from components.ingestion.config import SchemaRegistryConfig
 from components.ingestion import access
 from components.ingestion.kafka import KafkaCluster
 from components.layer_component import Issuer, Layer, LayerComponent
+from components.observability import jmx
+from components.observability.config import JmxExporterConfig
 
 APP = "schema-registry"
+METRICS_RULES = "schema-registry-jmx-exporter"
 PORT = 8081
 UID = 1000  # appuser in Confluent images
 REALM = "SchemaRegistry"
@@ -82,12 +85,13 @@ def container_env(config: SchemaRegistryConfig, bootstrap_servers: str, replicat
         {"name": "SCHEMA_REGISTRY_HOST_NAME", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "SCHEMA_REGISTRY_HEAP_OPTS", "value": kube.jvm_heap_opts(config.effective_heap_mib)},
         {"name": "SCHEMA_REGISTRY_JVM_PERFORMANCE_OPTS", "value": kube.G1_OPTS},
-        {"name": "SCHEMA_REGISTRY_OPTS", "value": f"-Djava.security.auth.login.config={JAAS_DIR}/jaas.conf"},
+        {"name": "SCHEMA_REGISTRY_OPTS", "value": f"-Djava.security.auth.login.config={JAAS_DIR}/jaas.conf "
+                                                  + jmx.agent_option()},
     ]
 
 
 def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any,
-              certificate_sha256: Any = "") -> list[dict[str, Any]]:
+              certificate_sha256: Any = "", jmx_exporter: JmxExporterConfig = JmxExporterConfig()) -> list[dict[str, Any]]:
     """`env` is container_env's result, or an Output of it when the bootstrap address is one;
     `certificate_sha256` (may be an Output): a new certificate rolls the pod."""
     meta = lambda name: kube.metadata(name, namespace, APP, layer)  # noqa: E731
@@ -125,11 +129,13 @@ def manifests(config: SchemaRegistryConfig, namespace: str, layer: str, env: Any
             {"name": "tls", "secret": {"secretName": TLS_SECRET, "defaultMode": 0o400}},
         ],
     }
+    pod = jmx.instrument(pod, jmx_exporter, METRICS_RULES, UID)
     # Recreate: a surge pod would not fit the layer's memory quota.
     deployment = kube.recreate_deployment(meta(APP), APP, layer, 1, pod,
-                                          {"datapipe.io/certificate-sha256": certificate_sha256})
+                                          {"datapipe.io/certificate-sha256": certificate_sha256,
+                                           "datapipe.io/metrics-rules-sha256": kube.sha256(jmx.rules_text(APP))})
     service = kube.node_port_service(meta(APP), kube.selector(APP), "http", PORT, config.node_port)
-    return [jaas, deployment, service]
+    return [jaas, jmx.rules_configmap(meta(METRICS_RULES), APP), deployment, service]
 
 
 @dataclass
@@ -139,6 +145,7 @@ class SchemaRegistryArgs:
     kafka: KafkaCluster
     replication_factor: int
     issuer: Issuer
+    jmx_exporter: JmxExporterConfig = JmxExporterConfig()
 
 
 class SchemaRegistry(LayerComponent):
@@ -166,7 +173,8 @@ class SchemaRegistry(LayerComponent):
         }, binary_b64={"keystore.p12": certificate.keystore_p12_b64})
         env = args.kafka.bootstrap_servers.apply(
             lambda bootstrap: container_env(args.config, bootstrap, args.replication_factor))
-        self._create(manifests(args.config, layer.namespace, layer.name, env, certificate.cert_pem.apply(kube.sha256)),
+        self._create(manifests(args.config, layer.namespace, layer.name, env, certificate.cert_pem.apply(kube.sha256),
+                               args.jmx_exporter),
                      depends_on=[secret, tls])
         self.url = pulumi.Output.from_input(url(layer.namespace))
         self.external_url = pulumi.Output.from_input(f"https://{layer.external_host}:{args.config.host_port}")

@@ -1,8 +1,9 @@
 """scripts/services.sh - REAL services for the integration tests (tests/services/) on a machine
 without Docker, Apache mirrors or the Confluent repo: Apache Kafka (KRaft broker/controller, Kafka
-Connect, CLI tools), the Debezium PostgreSQL connector and Apache Spark (local mode, History Server),
-resolved from Maven Central; SeaweedFS built from the Go module proxy; PostgreSQL from the machine
-or Debian's packages.
+Connect, CLI tools), the Debezium PostgreSQL connector, Apache Spark (local mode, History Server) and
+the Prometheus JMX exporter java agent, resolved from Maven Central; SeaweedFS and Prometheus
+(prometheus, promtool) built from the Go module proxy; PostgreSQL from the machine or Debian's
+packages.
 
 Usage:
   bash scripts/services.sh                    # ensure everything, print progress + env file path
@@ -18,10 +19,19 @@ Cache (never the repo): ${DATAPIPE_SERVICES_CACHE:-$HOME/.cache/datapipe-service
   debezium-<DEBEZIUM_VERSION>/{pom.xml,build.log}
   spark-<SPARK_VERSION>/jars/          Spark SQL + core runtime jars (one classpath, no launcher scripts)
   ivy2/                                Ivy cache for the jobs' spark.jars.packages (filled by Spark itself)
+  jmx-exporter-<JMX_EXPORTER_VERSION>/jmx_prometheus_javaagent-<JMX_EXPORTER_VERSION>.jar
+                                       the JMX exporter java agent (one shaded jar; its SHA-256 and
+                                       SHA-512 are pinned and checked), {pom.xml,build.log} beside it
   seaweedfs-<SEAWEEDFS_VERSION>/weed   SeaweedFS built from the Go module proxy (bin/weed links to it)
+  prometheus-<PROMETHEUS_VERSION>/{prometheus,promtool}
+                                       built with `go install` from the Go module proxy with
+                                       -tags remove_all_sd,enable_dns_sd: static, file, HTTP and DNS
+                                       service discovery only; no embedded web UI (API and /metrics
+                                       only). bin/prometheus and bin/promtool link to them
   bin/                                 wrappers: kafka-storage, kafka-server-start, kafka-topics,
                                        kafka-configs, kafka-acls, connect-distributed,
-                                       kafka-console-consumer, kafka-reassign-partitions
+                                       kafka-console-consumer, kafka-reassign-partitions; the links
+                                       weed, prometheus, promtool
   log4j.properties                     reload4j config used by every wrapper (logs go to stderr)
   m2/                                  Maven local repository (override: DATAPIPE_SERVICES_M2_REPO)
   env.sh                               the file to source
@@ -29,7 +39,11 @@ A finished build leaves a .complete marker holding a fingerprint of its pins, it
 its POM (scripts/provision/poms/), so re-runs skip it unless those changed: a warm run takes well
 under 2 s and starts no JVM and no build. First run: ~280 MB from Maven Central, ~25 s; the first
 Spark job then adds ~330 MB of spark.jars.packages to ivy2/ (1.2 GB cache in all, m2/ included).
-SeaweedFS: ~5 minutes of `go build` on 2 cores from a cold Go build cache.
+SeaweedFS: ~5 minutes of `go build` on 2 cores from a cold Go build cache. Prometheus + promtool:
+~3.5 minutes of `go install` on 2 cores from empty Go caches (212 s measured; 185 s with a Go
+module cache that lacked its modules), ~15 s with a warm Go build cache; it fills ~1.1 GB of
+GOMODCACHE and ~1.2 GB of GOCACHE (outside this cache); the binaries are ~77 MB each. The JMX
+exporter agent: one 2.9 MB jar, ~5 s.
 
 env.sh exports:
   PATH                       <cache>/bin and the PostgreSQL bin directory prepended
@@ -43,7 +57,11 @@ env.sh exports:
   DATAPIPE_CONNECT_PLUGINS   directory CONTAINING debezium-connector-postgres/ (for plugin.path)
   DATAPIPE_SPARK_JARS        classpath directory of the Spark runtime
   DATAPIPE_SPARK_IVY         Ivy cache directory for spark.jars.packages (kept between runs)
-  DATAPIPE_KAFKA_VERSION, DATAPIPE_DEBEZIUM_VERSION, DATAPIPE_SPARK_VERSION
+  DATAPIPE_PROMETHEUS        the prometheus binary (prometheus-<PROMETHEUS_VERSION>/prometheus)
+  DATAPIPE_PROMTOOL          the promtool binary (next to it)
+  DATAPIPE_JMX_AGENT         the JMX exporter agent jar, for -javaagent:$DATAPIPE_JMX_AGENT=<port>:<config>
+  DATAPIPE_KAFKA_VERSION, DATAPIPE_DEBEZIUM_VERSION, DATAPIPE_SPARK_VERSION,
+  DATAPIPE_PROMETHEUS_VERSION, DATAPIPE_JMX_EXPORTER_VERSION
 
 Wrappers run `java ${KAFKA_HEAP_OPTS:--Xmx256m} ${KAFKA_OPTS} -cp "<libs>/*" <MainClass> "$@"`
 with -Dlog4j.configuration=file:<cache>/log4j.properties (a copy of
@@ -52,8 +70,9 @@ the CLI tools at WARN; DATAPIPE_KAFKA_LOG_LEVEL overrides both. All logging goes
 tool output on stdout stays clean.
 
 Needs: a JDK >= 17 (Debezium 3.x is Java 17 bytecode; javac for the Spark smoke job), and only to
-build: mvn + Maven Central, go (SeaweedFS); apt-get (only if PostgreSQL is missing; sudo if not
-root). DATAPIPE_SERVICES_FORCE_APT=1 runs the PostgreSQL install even when one is found.
+build: mvn + Maven Central, go + the Go module proxy (SeaweedFS; Prometheus needs go >= 1.26.7);
+apt-get (only if PostgreSQL is missing; sudo if not root). DATAPIPE_SERVICES_FORCE_APT=1 runs the
+PostgreSQL install even when one is found.
 End-to-end check: bash scripts/services_smoke.sh. Code: scripts/provision/services.py (builds,
 PostgreSQL, wrappers) and scripts/provision/engine.py (cache, fingerprints, lock, timed builds,
 env file).
@@ -61,6 +80,7 @@ env file).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -91,10 +111,25 @@ SPARK_SCALA_VERSION = "2.12"             # the image's Scala
 # the object store's image is chrislusf/seaweedfs:4.47, which no reachable registry serves).
 SEAWEEDFS_MODULE = "v0.0.0-20261109003541-7506e5f91cd6"
 SEAWEEDFS_VERSION = "4.53"               # what that commit's `weed version` prints (checked)
+# github.com/prometheus/prometheus: Prometheus 3.x is served as v0.3xx.y module versions;
+# v0.316.0 is Prometheus 3.16.0 (the module's VERSION file; checked by the build).
+PROMETHEUS_MODULE = "v0.316.0"
+PROMETHEUS_VERSION = "3.16.0"
+# remove_all_sd drops every optional service discovery (AWS, Azure, GCE, Kubernetes, Consul, ...
+# and DNS), keeping static, file and HTTP SD; enable_dns_sd puts DNS SD back (plugins/*.go).
+PROMETHEUS_BUILD_TAGS = "remove_all_sd,enable_dns_sd"
+# io.prometheus.jmx:jmx_prometheus_javaagent: 1.0.1 is the newest Maven Central serves. The
+# digests are the jar's (Central's .sha1/.md5 agree); the Kubernetes manifests check the same.
+JMX_EXPORTER_VERSION = "1.0.1"
+JMX_EXPORTER_SHA256 = "7d61f737fd661610ccc14aea79764faa1ea94a340cbc8f0029b3d2edea3d80c1"
+JMX_EXPORTER_SHA512 = ("f81d876e8110cbabd4a9cb3fe1740ec2d896ec4bce5cb5049a2d74c40f437814"
+                       "18cea246f40e6afdfabbdf0e162cb837625f496dedcb76aebbba53b6ae7cacba")
 MAVEN_DEPENDENCY_PLUGIN_VERSION = "3.8.1"  # pinned: Maven 3.8 would otherwise pick 2.8
 PIN_NAMES = ("KAFKA_VERSION", "KAFKA_SCALA_VERSION", "SLF4J_VERSION", "RELOAD4J_VERSION",
              "DEBEZIUM_VERSION", "POSTGRES_MAJOR", "SPARK_VERSION", "SPARK_SCALA_VERSION",
-             "SEAWEEDFS_MODULE", "SEAWEEDFS_VERSION", "MAVEN_DEPENDENCY_PLUGIN_VERSION")
+             "SEAWEEDFS_MODULE", "SEAWEEDFS_VERSION", "PROMETHEUS_MODULE", "PROMETHEUS_VERSION",
+             "PROMETHEUS_BUILD_TAGS", "JMX_EXPORTER_VERSION", "JMX_EXPORTER_SHA256", "JMX_EXPORTER_SHA512",
+             "MAVEN_DEPENDENCY_PLUGIN_VERSION")
 # ---------------------------------------------------------------------------------------------------
 
 HERE = Path(__file__).resolve().parent
@@ -115,6 +150,8 @@ WRAPPERS = {
 }
 SERVER_WRAPPERS = ("kafka-server-start", "connect-distributed")   # log at INFO; the others at WARN
 DEBEZIUM_CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
+PROMETHEUS_PROGRAMS = ("prometheus", "promtool")                   # linked into bin/ like weed
+JMX_AGENT_CLASS = "io.prometheus.jmx.JavaAgent"                    # the jar's Premain-Class
 PG_PROGRAMS = ("initdb", "pg_ctl", "postgres", "psql")
 
 
@@ -146,6 +183,12 @@ class Layout:
     def spark_ivy(self) -> Path: return self.cache / "ivy2"
     @property
     def seaweedfs_dir(self) -> Path: return self.cache / f"seaweedfs-{SEAWEEDFS_VERSION}"
+    @property
+    def prometheus_dir(self) -> Path: return self.cache / f"prometheus-{PROMETHEUS_VERSION}"
+    @property
+    def jmx_exporter_dir(self) -> Path: return self.cache / f"jmx-exporter-{JMX_EXPORTER_VERSION}"
+    @property
+    def jmx_agent(self) -> Path: return self.jmx_exporter_dir / f"jmx_prometheus_javaagent-{JMX_EXPORTER_VERSION}.jar"
     @property
     def bin_dir(self) -> Path: return self.cache / "bin"
     @property
@@ -195,7 +238,8 @@ def build_kafka(ctx: BuildContext) -> None:
         "kafka.version": KAFKA_VERSION, "kafka.scala.version": KAFKA_SCALA_VERSION,
         "slf4j.version": SLF4J_VERSION, "reload4j.version": RELOAD4J_VERSION})
     check_classes(ctx, libs, *WRAPPERS.values(), "org.slf4j.impl.Reload4jLoggerAdapter",
-                  "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension")
+                  "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
+                  "org.apache.kafka.connect.file.FileStreamSinkConnector")
 
 
 def build_debezium(ctx: BuildContext) -> None:
@@ -217,6 +261,29 @@ def build_spark(ctx: BuildContext) -> None:
                   "org.apache.spark.deploy.history.HistoryServer", "org.apache.spark.sql.SparkSession")
 
 
+def build_jmx_exporter(ctx: BuildContext) -> None:
+    """The one agent jar, next to build.log, checked against its pinned digests."""
+    download = ctx.out / "download"
+    mvn_copy_dependencies(ctx, "jmx-prometheus-javaagent.xml", download, {"jmx.exporter.version": JMX_EXPORTER_VERSION})
+    name = f"jmx_prometheus_javaagent-{JMX_EXPORTER_VERSION}.jar"
+    copied = sorted(path.name for path in download.iterdir())
+    if copied != [name]:
+        raise ProvisionError(f"expected only {name} from Maven, got: {', '.join(copied) or 'nothing'}")
+    data = (download / name).read_bytes()
+    for algorithm, pinned in (("sha256", JMX_EXPORTER_SHA256), ("sha512", JMX_EXPORTER_SHA512)):
+        digest = hashlib.new(algorithm, data).hexdigest()
+        ctx.note(f"  {algorithm} {digest}")
+        if digest != pinned:
+            raise ProvisionError(f"{name} from Maven has {algorithm} {digest}, but {pinned} is pinned")
+    check_classes(ctx, download, JMX_AGENT_CLASS)
+    with zipfile.ZipFile(download / name) as jar:
+        manifest = jar.read("META-INF/MANIFEST.MF").decode(errors="replace")
+    if not re.search(rf"^Premain-Class: {re.escape(JMX_AGENT_CLASS)}\s*$", manifest, re.M):
+        raise ProvisionError(f"{name} is not a java agent with Premain-Class {JMX_AGENT_CLASS}")
+    os.replace(download / name, ctx.out / name)
+    download.rmdir()
+
+
 # `go install pkg@version` refuses a module whose go.mod has replace directives (SeaweedFS's has),
 # so a copy of the module is built as the main module, with its own go.sum.
 def build_seaweedfs(ctx: BuildContext) -> None:
@@ -234,6 +301,48 @@ def build_seaweedfs(ctx: BuildContext) -> None:
     ctx.note(version)
     if f" {SEAWEEDFS_VERSION} " not in version:
         raise ProvisionError(f"weed version is not {SEAWEEDFS_VERSION}: {version.splitlines()[:1]}")
+
+
+# Prometheus' go.mod has no replace directives, so `go install pkg@version` builds both programs
+# straight from the module proxy. The -X ldflags are those of .promu.yml that `--version` prints
+# (no branch or build date); the proxy does not tell the commit, so the revision is the module
+# version. Not embedded: the web UI (the builtinassets tag needs assets that are built with npm and
+# are not in the module), so the HTTP API and /metrics work and the UI pages do not. promtool
+# imports the Kubernetes SD itself, so `promtool check config` accepts kubernetes_sd_configs, which
+# this prometheus refuses.
+def build_prometheus(ctx: BuildContext) -> None:
+    module = f"github.com/prometheus/prometheus@{PROMETHEUS_MODULE}"
+    info = json.loads(ctx.run("go", "mod", "download", "-json", module, capture=True))
+    released = (Path(info["Dir"]) / "VERSION").read_text().strip()
+    if released != PROMETHEUS_VERSION:
+        raise ProvisionError(f"{module} is Prometheus {released} (its VERSION file), not {PROMETHEUS_VERSION}")
+    version = "github.com/prometheus/common/version"
+    ctx.run("go", "install", "-tags", PROMETHEUS_BUILD_TAGS, "-ldflags",
+            f"-X {version}.Version={PROMETHEUS_VERSION} -X {version}.Revision={PROMETHEUS_MODULE} "
+            f"-X {version}.BuildUser=datapipe-services",
+            *(f"github.com/prometheus/prometheus/cmd/{program}@{PROMETHEUS_MODULE}" for program in PROMETHEUS_PROGRAMS),
+            env={"GOBIN": str(ctx.out)})
+    for program in PROMETHEUS_PROGRAMS:
+        printed = ctx.run(ctx.out / program, "--version", capture=True)
+        ctx.note(printed)
+        tags = re.search(r"^\s*tags:\s*(\S*)", printed, re.M)
+        if not printed.startswith(f"{program}, version {PROMETHEUS_VERSION} ") or \
+                not tags or tags.group(1) != PROMETHEUS_BUILD_TAGS:
+            raise ProvisionError(f"{program} --version does not show version {PROMETHEUS_VERSION} and tags "
+                                 f"{PROMETHEUS_BUILD_TAGS}: {printed.strip()!r}")
+    # What the tests scrape with (static and DNS SD) must load; a removed SD (AWS) must be refused.
+    ctx.write("check-dns-sd.yml", "scrape_configs:\n"
+              "  - job_name: static\n    static_configs: [{targets: ['127.0.0.1:9090']}]\n"
+              "  - job_name: dns\n    dns_sd_configs: [{names: [kafka.example.internal], type: A, port: 7071}]\n")
+    ctx.run(ctx.out / "promtool", "check", "config", "check-dns-sd.yml")
+    ctx.write("check-ec2-sd.yml", "scrape_configs:\n  - job_name: ec2\n    ec2_sd_configs: [{region: us-east-1}]\n")
+    refused = subprocess.run([str(ctx.out / "promtool"), "check", "config", "check-ec2-sd.yml"], cwd=ctx.workdir,
+                             env=ctx.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    ctx.note(f"$ promtool check config check-ec2-sd.yml (must fail)\n{refused.stdout}{refused.stderr}")
+    if refused.returncode == 0 or "ec2_sd_configs not found" not in refused.stdout + refused.stderr:
+        raise ProvisionError(f"the tags {PROMETHEUS_BUILD_TAGS} did not remove the AWS service discovery")
+    for name in ("check-dns-sd.yml", "check-ec2-sd.yml"):
+        (ctx.workdir / name).unlink()
 
 
 def builds(layout: Layout) -> dict[str, Build]:
@@ -254,8 +363,13 @@ def builds(layout: Layout) -> dict[str, Build]:
                        extra={"m2": m2},
                        outputs=[layout.spark_jars / f"spark-{part}_{SPARK_SCALA_VERSION}-{SPARK_VERSION}.jar"
                                 for part in ("core", "sql")], **maven),
+        "jmx-exporter": Build("jmx-exporter", JMX_EXPORTER_VERSION, layout.jmx_exporter_dir, build_jmx_exporter,
+                              sources=[POMS / "jmx-prometheus-javaagent.xml"], extra={"m2": m2},
+                              outputs=[layout.jmx_agent], **maven),
         "seaweedfs": Build("seaweedfs", SEAWEEDFS_VERSION, layout.seaweedfs_dir, build_seaweedfs, tool="go",
                            pins=pins(), outputs=[layout.seaweedfs_dir / "weed"]),
+        "prometheus": Build("prometheus", PROMETHEUS_VERSION, layout.prometheus_dir, build_prometheus, tool="go",
+                            pins=pins(), outputs=[layout.prometheus_dir / program for program in PROMETHEUS_PROGRAMS]),
     }
 
 
@@ -450,6 +564,8 @@ def write_wrappers(layout: Layout, seaweedfs_binary: Path) -> bool:
     for name, main_class in WRAPPERS.items():
         changed |= engine.write_if_changed(layout.bin_dir / name, wrapper_text(layout, name, main_class), 0o755)
     changed |= engine.symlink(seaweedfs_binary, layout.bin_dir / "weed")
+    for program in PROMETHEUS_PROGRAMS:
+        changed |= engine.symlink(layout.prometheus_dir / program, layout.bin_dir / program)
     return changed
 
 
@@ -464,6 +580,11 @@ def env_exports(layout: Layout, pg_bin: Path, pg_user: str) -> dict[str, str]:
         "DATAPIPE_SPARK_JARS": str(layout.spark_jars),
         "DATAPIPE_SPARK_IVY": str(layout.spark_ivy),
         "DATAPIPE_SPARK_VERSION": SPARK_VERSION,
+        "DATAPIPE_PROMETHEUS": str(layout.prometheus_dir / "prometheus"),
+        "DATAPIPE_PROMTOOL": str(layout.prometheus_dir / "promtool"),
+        "DATAPIPE_PROMETHEUS_VERSION": PROMETHEUS_VERSION,
+        "DATAPIPE_JMX_AGENT": str(layout.jmx_agent),
+        "DATAPIPE_JMX_EXPORTER_VERSION": JMX_EXPORTER_VERSION,
     }
 
 
@@ -471,7 +592,11 @@ def verify(prov: Provisioner, layout: Layout, run_jvm: bool) -> None:
     """Through the env file, as callers use it. The JVM check (kafka-storage random-uuid, ~1 s) only
     runs after a build, to keep warm runs fast."""
     script = ('source "$1" && for w in ' + " ".join(WRAPPERS) + '; do command -v "$w"; done'
-              ' && for p in ' + " ".join(PG_PROGRAMS) + '; do test -x "$DATAPIPE_PG_BIN/$p" || echo "missing $p"; done')
+              ' && for p in ' + " ".join(PG_PROGRAMS) + '; do test -x "$DATAPIPE_PG_BIN/$p" || echo "missing $p"; done'
+              ' && for v in DATAPIPE_PROMETHEUS DATAPIPE_PROMTOOL; do'
+              ' test -f "${!v}" -a -x "${!v}" || echo "absent $v=${!v}"; done'
+              ' && { test -f "$DATAPIPE_JMX_AGENT" || echo "absent DATAPIPE_JMX_AGENT=$DATAPIPE_JMX_AGENT"; }'
+              ' && for b in ' + " ".join(PROMETHEUS_PROGRAMS) + '; do echo "path $b=$(command -v "$b")"; done')
     if run_jvm:
         script += " && kafka-storage random-uuid"
     proc = subprocess.run(["bash", "-c", script, "verify", str(layout.env_file)], capture_output=True, text=True,
@@ -485,13 +610,25 @@ def verify(prov: Provisioner, layout: Layout, run_jvm: bool) -> None:
     missing = [line for line in rest if line.startswith("missing ")]
     if missing:
         raise ProvisionError(f"PostgreSQL programs {', '.join(missing)} in DATAPIPE_PG_BIN")
+    absent = [line.split(" ", 1)[1] for line in rest if line.startswith("absent ")]
+    if absent:
+        stale = sorted({str(Path(line.split("=", 1)[1]).parent) for line in absent})
+        raise ProvisionError(f"{layout.env_file} names files that are missing: {', '.join(absent)}; "
+                             f"remove {' '.join(stale)} and re-run")
+    on_path = dict(line[len("path "):].split("=", 1) for line in rest if line.startswith("path "))
+    for program in PROMETHEUS_PROGRAMS:
+        if on_path.get(program) != str(layout.bin_dir / program):
+            raise ProvisionError(f"{program} on PATH after sourcing {layout.env_file} is "
+                                 f"{on_path.get(program) or 'missing'}, expected {layout.bin_dir / program}")
     if run_jvm:
         uuid = rest[-1] if rest else ""
         if not re.fullmatch(r"[A-Za-z0-9_-]{22}", uuid):
             raise ProvisionError(f"kafka-storage random-uuid printed {uuid!r}\n{proc.stderr[-3000:]}")
         prov.log(f"verified: kafka-storage random-uuid -> {uuid}")
     prov.log(f"verified: kafka {KAFKA_VERSION} wrappers in {layout.bin_dir}, debezium {DEBEZIUM_VERSION} in "
-             f"{layout.debezium_plugin}, spark {SPARK_VERSION} in {layout.spark_jars}")
+             f"{layout.debezium_plugin}, spark {SPARK_VERSION} in {layout.spark_jars}, prometheus/promtool "
+             f"{PROMETHEUS_VERSION} in {layout.bin_dir}, jmx exporter agent {layout.jmx_agent} "
+             f"(sha256 {JMX_EXPORTER_SHA256})")
 
 
 # ---- main --------------------------------------------------------------------------------------------------
@@ -505,7 +642,7 @@ def provision(prov: Provisioner, layout: Layout | None = None) -> Path:
         prov.log(f"cache: {layout.cache}")
         specs = builds(layout)
         built = False
-        for key in ("kafka", "debezium", "spark", "seaweedfs"):
+        for key in ("kafka", "debezium", "spark", "jmx-exporter", "seaweedfs", "prometheus"):
             built |= prov.ensure(specs[key])
         check_debezium_plugin(layout)
         layout.spark_ivy.mkdir(parents=True, exist_ok=True)

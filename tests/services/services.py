@@ -45,9 +45,11 @@ from components.ingestion import access, connectors, kafka_connect, postgres as 
 from components.ingestion.config import IngestionConfig, KafkaConfig
 from components.ingestion import kafka as kafka_builder
 from components.ingestion.kafka import BrokerEndpoints, broker_properties
+from components.observability import jmx, postgres_exporter
 
 HOST = "127.0.0.1"
 CDC_PASSWORD = "cdc-secret-for-tests"  # a throw-away server; in the cluster it is a generated secret
+MONITOR_PASSWORD = "monitor-secret-for-tests"
 # Throw-away Kafka SCRAM passwords (alphanumeric, as the generated ones are).
 KAFKA_PASSWORDS = {user: f"{user.replace('-', '')}Secret4Tests" for user in access.PRINCIPALS}
 REST_PASSWORD = "restSecret4Tests"
@@ -176,6 +178,18 @@ def _kill_leftovers() -> None:
             pass
 
 
+def localize_agent(options: str, workdir: Path, app: str, port: int, enabled: bool = True) -> str:
+    """The pod's JVM options with the metrics agent's jar, rules file and port of this machine:
+    the rules file is the one the builder puts in the app's ConfigMap. `enabled` False removes
+    the agent (the benchmark's baseline)."""
+    if jmx.agent_option() not in options:
+        raise AssertionError(f"the pod's JVM options carry no metrics agent: {options!r}")
+    if not enabled:
+        return " ".join(options.replace(jmx.agent_option(), "").split())
+    rules = write_files(workdir / f"jmx-exporter-{port}", {jmx.RULES_FILE: jmx.rules_text(app)}, 0o644) / jmx.RULES_FILE
+    return options.replace(jmx.agent_option(), jmx.agent_option(str(rules), port, os.environ["DATAPIPE_JMX_AGENT"]))
+
+
 def env_values(entries: list[dict[str, str]]) -> dict[str, str]:
     """A container's `env` list (plain values) as a process environment."""
     return {entry["name"]: entry["value"] for entry in entries}
@@ -244,6 +258,7 @@ class Postgres:
         secrets = self.dir / "secrets"
         secrets.mkdir()
         (secrets / "cdc-password").write_text(CDC_PASSWORD)
+        (secrets / postgres_exporter.PASSWORD_KEY).write_text(MONITOR_PASSWORD)
         script = pg.INIT_SCRIPT.replace(pg.SECRETS_DIR, str(secrets)).replace(pg.INIT_SQL_PATH, str(init))
         subprocess.run(["sh", "-c", script], check=True, capture_output=True, text=True,
                        env={**os.environ, "POSTGRES_USER": pg.ADMIN_USER, "POSTGRES_DB": self.config.database,
@@ -332,8 +347,9 @@ class Kafka:
     """Each broker formatted and started like the StatefulSet's START_SCRIPT does, with the
     container's heap; then the real topic script of the `topics` init container."""
 
-    def __init__(self, workdir: Path, config: IngestionConfig, cluster_id: str, pki: Pki):
+    def __init__(self, workdir: Path, config: IngestionConfig, cluster_id: str, pki: Pki, agents: bool = True):
         self.config, self.topics = config.kafka, config.topics
+        self.agents = agents
         self.dir = workdir / "kafka"
         self.dir.mkdir()
         self.pki = pki
@@ -353,6 +369,7 @@ class Kafka:
         self.cluster_id = cluster_id
         self.brokers: dict[int, Process] = {}
         self.env = {**os.environ, **env_values(kafka_builder.jvm_env(self.config))}  # the pods' JVM flags
+        self.metrics_ports: list[int] = free_ports(n)
 
     def _properties(self, node_id: int, config: KafkaConfig) -> dict[str, str]:
         n = config.brokers
@@ -399,7 +416,11 @@ class Kafka:
         subprocess.run(["sh", "-c", kafka_builder.format_storage_command(str(self.secrets_dir), "kafka-storage")],
                        check=True, capture_output=True,
                        env={**self.env, "KAFKA_CLUSTER_ID": self.cluster_id, "props": str(props)})
-        self.brokers[node_id] = Process(f"kafka-{node_id}", ["kafka-server-start", str(props)], log, env=self.env)
+        while len(self.metrics_ports) <= node_id:  # a broker added at run time
+            self.metrics_ports += free_ports(1)
+        env = {**self.env, "KAFKA_OPTS": localize_agent(self.env["KAFKA_OPTS"], self.dir, kafka_builder.APP,
+                                                        self.metrics_ports[node_id], self.agents)}
+        self.brokers[node_id] = Process(f"kafka-{node_id}", ["kafka-server-start", str(props)], log, env=env)
 
     def start(self, timeout: float = 180) -> "Kafka":
         for i in range(self.config.brokers):
@@ -487,7 +508,7 @@ def without_avro(config: dict[str, str], registry: connectors.RegistryEndpoint) 
 
 class KafkaConnect:
     def __init__(self, workdir: Path, config: IngestionConfig, kafka: Kafka,
-                 worker_overrides: Optional[dict[str, str]] = None):
+                 worker_overrides: Optional[dict[str, str]] = None, agents: bool = True):
         self.config = config
         self.dir = workdir / "connect"
         self.dir.mkdir()
@@ -507,8 +528,10 @@ class KafkaConnect:
         # The pod's JVM flags, and its KAFKA_OPTS with this JAAS file's path.
         pod_env = {entry["name"]: entry.get("value") for entry in
                    kafka_connect.container_env(config.kafka_connect, kafka.bootstrap, config.topics)}
+        self.metrics_port = free_ports(1)[0]
+        options = pod_env["KAFKA_OPTS"].replace(f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf", str(jaas))
         self.env = {**os.environ, **env_values(kafka_connect.jvm_env(config.kafka_connect)),
-                    "KAFKA_OPTS": pod_env["KAFKA_OPTS"].replace(f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf", str(jaas))}
+                    "KAFKA_OPTS": localize_agent(options, self.dir, kafka_connect.APP, self.metrics_port, agents)}
         self.auth = (kafka_connect.REST_USER, REST_PASSWORD)
         self.process: Optional[Process] = None
 
@@ -614,9 +637,11 @@ class Pipeline:
 
     def __init__(self, config: Optional[IngestionConfig] = None, cluster_id: str = "ZGF0YXBpcGUtcnVuZzUtdA",
                  connector_overrides: Optional[dict[str, str]] = None,
-                 worker_overrides: Optional[dict[str, str]] = None):
+                 worker_overrides: Optional[dict[str, str]] = None, metrics_agents: bool = True):
         """`connector_overrides` / `worker_overrides`: keys merged over the builder's Debezium
-        connector config / Connect worker properties, for experiments (the benchmark's flags)."""
+        connector config / Connect worker properties, for experiments (the benchmark's flags);
+        `metrics_agents` False runs the JVMs without the pods' metrics agent (the benchmark's baseline)."""
+        self.metrics_agents = metrics_agents
         require_services()
         self.config = config or IngestionConfig()
         self.connector_overrides = dict(connector_overrides or {})
@@ -625,7 +650,7 @@ class Pipeline:
         self.workdir.chmod(0o755)  # the postgres OS user must reach its directory
         self.pki = Pki.create(self.workdir)
         self.postgres = Postgres(self.workdir, self.config, self.pki)
-        self.kafka = Kafka(self.workdir, self.config, cluster_id, self.pki)
+        self.kafka = Kafka(self.workdir, self.config, cluster_id, self.pki, metrics_agents)
         self.connect: Optional[KafkaConnect] = None
         self.timings: dict[str, float] = {}
 
@@ -644,7 +669,8 @@ class Pipeline:
                 result = self._timed(step, action)
                 if result.returncode != 0:
                     raise AssertionError(f"the {step} script failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-            self.connect = KafkaConnect(self.workdir, self.config, self.kafka, self.worker_overrides)
+            self.connect = KafkaConnect(self.workdir, self.config, self.kafka, self.worker_overrides,
+                                        self.metrics_agents)
             self._timed("connect", self.connect.start)
             self.connect.put_connector(connectors.SOURCE_NAME, self.source_config())
             self._timed("source-running", lambda: self.connect.wait_running(connectors.SOURCE_NAME))

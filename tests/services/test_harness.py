@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from components.ingestion import kafka_connect
 from components.ingestion.config import IngestionConfig
+from components.observability import jmx
 from tests.program import run_program
 from tests.services.services import Kafka, KafkaConnect, Pki
 
@@ -25,16 +26,21 @@ def test_brokers_and_worker_run_with_the_pods_jvm_flags(tmp_path, monkeypatch):
     for variable in JVM_VARIABLES:  # the caller's environment must not leak into the services
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("DATAPIPE_CONNECT_PLUGINS", str(tmp_path / "plugins"))  # only named in the worker's properties
+    monkeypatch.setenv("DATAPIPE_JMX_AGENT", str(tmp_path / "agent.jar"))  # only named in the JVM options
     changed = {"kafka": {"memoryPerBroker": "512Mi"}, "kafkaConnect": {"memory": "1536Mi"}}  # not the defaults
     program = run_program({"ingestion": changed})
     config = IngestionConfig.model_validate(changed)
     kafka = Kafka(tmp_path, config, "ZGF0YXBpcGUtcnVuZzUtdA", Pki.create(tmp_path))
     connect = KafkaConnect(tmp_path, config, kafka)
     assert jvm_env(kafka.env) == pod_jvm_env(program, "StatefulSet", "kafka")
-    # The worker's KAFKA_OPTS names the REST JAAS file, which is in the harness's directory here.
+    # The worker's KAFKA_OPTS names the REST JAAS file and the metrics agent's jar, rules and port,
+    # which are the harness's here.
     local_jaas = str(tmp_path / "connect" / "scripts" / "rest-jaas.conf")
-    assert {k: v.replace(local_jaas, f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf") for k, v in jvm_env(connect.env).items()} \
-        == pod_jvm_env(program, "Deployment", "kafka-connect")
+    rules = tmp_path / "connect" / f"jmx-exporter-{connect.metrics_port}" / jmx.RULES_FILE
+    local_agent = jmx.agent_option(str(rules), connect.metrics_port, str(tmp_path / "agent.jar"))
+    assert rules.read_text() == jmx.rules_text(kafka_connect.APP)
+    assert {k: v.replace(local_jaas, f"{kafka_connect.SCRIPTS_DIR}/rest-jaas.conf").replace(local_agent, jmx.agent_option())
+            for k, v in jvm_env(connect.env).items()} == pod_jvm_env(program, "Deployment", "kafka-connect")
     assert "-Xmx256m" in kafka.env["KAFKA_HEAP_OPTS"] and "-Xmx1152m" in connect.env["KAFKA_HEAP_OPTS"]
 
 
