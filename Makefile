@@ -10,7 +10,11 @@ SERVICES_ENV = source "$$(bash scripts/services.sh --print-env-file)"
 # Extra pulumi arguments for up/preview/output/destroy, e.g. make output ARGS=--show-secrets
 ARGS ?=
 
-.PHONY: help up preview output destroy apply test test-fast bench toolchain services venv
+# The control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok; Go module proxy) for
+# the `cluster` stack and tests/cluster/.
+CONTROLPLANE_ENV = source "$$(bash scripts/controlplane.sh --print-env-file)"
+
+.PHONY: help up preview output destroy apply up-cluster destroy-cluster stop-clusters test test-fast bench toolchain services controlplane venv
 
 help:
 	@echo "make up        render the whole platform on the local stack (real pulumi up with the policy pack, no cluster/cloud)"
@@ -18,6 +22,9 @@ help:
 	@echo "make output    the local stack's outputs (secrets hidden; make output ARGS=--show-secrets shows them)"
 	@echo "make destroy   destroy the local stack (removes rendered/)"
 	@echo "make apply     kubectl-apply rendered/ to the Kind clusters, Namespaces first (scripts/apply_rendered.sh)"
+	@echo "make up-cluster     start two local API servers (scripts/clusters.sh, no Docker) and pulumi up the cluster stack on them"
+	@echo "make destroy-cluster  pulumi destroy the cluster stack (the clusters keep running)"
+	@echo "make stop-clusters  stop the local API servers (their state is deleted)"
 	@echo "make test      every test, including the real-engine ones (what CI runs)"
 	@echo "make test-fast the tests that need no Pulumi engine and no real services (seconds)"
 	@echo "make bench     preview/up/policy-pack times of the local stack; CDC and Spark/Iceberg throughput of the real services"
@@ -37,6 +44,15 @@ destroy:
 apply:
 	@bash scripts/apply_rendered.sh
 
+up-cluster:
+	@bash scripts/clusters.sh start >/dev/null && DATAPIPE_STACK=cluster bash scripts/local_stack.sh up $(ARGS)
+
+destroy-cluster:
+	@DATAPIPE_STACK=cluster bash scripts/local_stack.sh destroy $(ARGS)
+
+stop-clusters:
+	@bash scripts/clusters.sh stop
+
 venv:
 	@bash scripts/setup_venv.sh
 
@@ -45,6 +61,9 @@ toolchain:
 
 services:
 	bash scripts/services.sh
+
+controlplane:
+	bash scripts/controlplane.sh
 
 ACTIONLINT_BIN = $${DATAPIPE_TOOLCHAIN_CACHE:-$$HOME/.cache/datapipe-toolchain}/bin/actionlint
 KUBE_SCORE_VERSION = v1.20.0
@@ -60,10 +79,10 @@ test: venv
 	@[ -x "$(ACTIONLINT_BIN)" ] || GOBIN="$$(dirname "$(ACTIONLINT_BIN)")" go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 	@[ -x "$(KUBE_SCORE_BIN)" ] || GOBIN="$$(dirname "$(KUBE_SCORE_BIN)")" go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
 	@[ -x "$(CHECKOV_VENV)/bin/checkov" ] || { rm -rf "$(CHECKOV_VENV)" && python3 -m venv "$(CHECKOV_VENV)" && "$(CHECKOV_VENV)/bin/pip" install -q "checkov==$(CHECKOV_VERSION)"; }
-	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" KUBE_SCORE="$(KUBE_SCORE_BIN)" CHECKOV="$(CHECKOV_VENV)/bin/checkov" .venv/bin/python -m pytest -ra
+	$(TOOLCHAIN_ENV) && $(SERVICES_ENV) && $(CONTROLPLANE_ENV) && ACTIONLINT="$(ACTIONLINT_BIN)" KUBE_SCORE="$(KUBE_SCORE_BIN)" CHECKOV="$(CHECKOV_VENV)/bin/checkov" .venv/bin/python -m pytest -ra
 
 test-fast: venv
-	.venv/bin/python -m pytest -ra -m "not engine and not services"
+	.venv/bin/python -m pytest -ra -m "not engine and not services and not cluster"
 
 bench: venv
 	$(TOOLCHAIN_ENV) && .venv/bin/python scripts/bench_engine.py

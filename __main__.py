@@ -16,7 +16,7 @@ A cloud part that is switched off registers no resource and no provider of its p
 import pulumi
 
 from components.batch.layer import BatchLayer, BatchLayerArgs, DbtAccess
-from components.clusters import kubernetes_provider
+from components.clusters import layer_options
 from components.config import load_stack_config
 from components.ingestion.kafka import default_cluster_id
 from components.ingestion.layer import IngestionLayer, IngestionLayerArgs
@@ -59,7 +59,7 @@ batch = BatchLayer(
         dbt=DbtAccess(warehouse.dbt_target, secrets.snowflake_dbt_private_key)
         if warehouse is not None and config.dbt_enabled and secrets.snowflake_dbt_private_key is not None else None,
     ),
-    opts=pulumi.ResourceOptions(providers=[kubernetes_provider("batch", config.clusters.batch)]),
+    opts=layer_options("batch", config.clusters.batch),
 )
 lake = batch.storage  # AWS's buckets, or the in-cluster store's
 
@@ -78,7 +78,7 @@ ingestion = IngestionLayer(
         s3=lake.sink,
         issuer=Issuer(ca, config.tls.rotation),
     ),
-    opts=pulumi.ResourceOptions(providers=[kubernetes_provider("ingestion", config.clusters.ingestion)]),
+    opts=layer_options("ingestion", config.clusters.ingestion),
 )
 
 pulumi.export("ingestionEndpoints", ingestion.endpoints)

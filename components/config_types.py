@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, ClassVar, Mapping, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components import quantities
@@ -172,6 +172,21 @@ class ClusterTarget(Strict):
         None, description="Directory the layer's manifests are written to (the Kubernetes provider's "
                           "renderYamlToDirectory) instead of deploying them; not empty, which the provider reads "
                           "as \"deploy to the current context\". Unset: set kubeContext instead")
+
+    await_timeout: Optional[str] = Field(
+        None, pattern=r"^[1-9][0-9]{0,5}(s|m|h)$",
+        description="How long `pulumi up` waits for each of the layer's Kubernetes resources to be ready (a "
+                    "workload's pods Ready, a PVC Bound) before it fails, e.g. 3m or 90s: Pulumi's customTimeouts "
+                    "(create, update, delete). A pod the cluster refuses (a quota exceeded) then fails the update "
+                    "within this time. Unset: the Kubernetes provider's own defaults (10 minutes for a workload). "
+                    "Only with kubeContext")
+
+    @field_validator("await_timeout")
+    @classmethod
+    def _only_when_deployed(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        if value is not None and info.data.get("render_directory") is not None:
+            raise ValueError("applies to a cluster (kubeContext); rendered manifests are not awaited")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ClusterTarget":

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Run a pulumi command against the embedded `local` stack: render mode, no cluster, no cloud.
+# With DATAPIPE_STACK=cluster, against the `cluster` stack instead: both layers deployed to the two
+# local API servers of scripts/clusters.sh (their kubeconfig; `up` refreshes first, so clusters
+# started anew since the last `up` are filled again).
 #
 #   bash scripts/local_stack.sh up        # render the platform to rendered/<layer>/ (with the policy pack)
 #   bash scripts/local_stack.sh preview   # show what up would do (with the policy pack)
@@ -15,12 +18,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi-local}"
 STACK="${DATAPIPE_STACK:-local}"
-if [[ "$STACK" == local ]]; then
-  # Pulumi.local.yaml carries the salt of this public passphrase, which protects nothing: the
-  # local stack holds only generated local passwords. A passphrase exported for other stacks
+if [[ "$STACK" == local || "$STACK" == cluster ]]; then
+  # Pulumi.local.yaml and Pulumi.cluster.yaml carry the salt of this public passphrase, which
+  # protects nothing: these stacks hold only generated local passwords. A passphrase exported for other stacks
   # would not match that salt, so it is overridden here.
   export PULUMI_CONFIG_PASSPHRASE=datapipe-local
   unset PULUMI_CONFIG_PASSPHRASE_FILE
+fi
+
+refresh=()
+if [[ "$STACK" == cluster ]]; then
+  export KUBECONFIG="${DATAPIPE_CLUSTERS_DIR:-$PWD/.clusters}/kubeconfig"
+  [[ -f "$KUBECONFIG" ]] || { echo "no $KUBECONFIG: start the clusters first (bash scripts/clusters.sh start, or make up-cluster)" >&2; exit 1; }
+  refresh=(--refresh)
 fi
 
 bash scripts/setup_venv.sh >&2
@@ -45,7 +55,7 @@ remove_empty_render_dirs() {
 }
 
 case "${1:-up}" in
-  up) shift || true; exec pulumi up --yes --stack "$STACK" --policy-pack policy "$@" ;;
+  up) shift || true; exec pulumi up --yes --stack "$STACK" --policy-pack policy "${refresh[@]}" "$@" ;;
   preview) shift; exec pulumi preview --stack "$STACK" --policy-pack policy "$@" ;;
   output) shift; exec pulumi stack output --stack "$STACK" "$@" ;;
   destroy) shift; pulumi destroy --yes --stack "$STACK" "$@"; remove_empty_render_dirs ;;

@@ -114,6 +114,11 @@ HOSTILE: list[tuple[str, Any, dict[str, Any]]] = [
     ("clusters.batch.renderDirectory", "rendered\n/batch", {}),
     ("clusters.ingestion.kubeContext", "", {}),
     ("clusters.batch.renderDirectory", "./out/", {"clusters": {"ingestion": {"renderDirectory": "out"}}}),
+    # Pulumi's customTimeouts: a duration Go parses, and only where something is awaited.
+    ("clusters.ingestion.awaitTimeout", "3 minutes", {"clusters": {"ingestion": {"kubeContext": "kind-data-ingestion"}}}),
+    ("clusters.batch.awaitTimeout", "0s", {"clusters": {"batch": {"kubeContext": "kind-batch-analytics"}}}),
+    ("clusters.batch.awaitTimeout", "5m\n", {"clusters": {"batch": {"kubeContext": "kind-batch-analytics"}}}),
+    ("clusters.ingestion.awaitTimeout", "3m", {"clusters": {"ingestion": {"renderDirectory": "out"}}}),
     # Buckets: S3's rules, and two buckets rather than one (the keys are scoped per bucket).
     ("cloud.objectStore.lakeBucket", "datapipe-raw", {}),
     ("cloud.aws.lakeBucket.name", "datapipe-prod", {"cloud": {"aws": {"rawBucket": {"name": "datapipe-prod"}}}}),
@@ -207,6 +212,7 @@ def test_the_table_covers_every_class():
     ("ingestion.postgres.cdcUser", "user", {}),
     ("ingestion.namespace", "n" * 63, {}),
     ("clusters.ingestion.renderDirectory", "rendered/ingestion", {}),
+    ("clusters.ingestion.awaitTimeout", "3m", {"clusters": {"ingestion": {"kubeContext": "kind-data-ingestion"}}}),
     ("cloud.aws.tags", {"cost-center": "data platform: 42"}, {}),
     ("ingestion.kafka.clusterId", "MkU3OEVBNTcwNTJENDM2Qg", {}),
 ])
@@ -263,6 +269,8 @@ S3_SINK_ARCHIVE = "https://mirror.example.com/confluentinc-kafka-connect-s3-10.6
 UNSET_DEFAULTS = {
     "clusters.ingestion.renderDirectory": "rendered/ingestion",
     "clusters.batch.renderDirectory": "rendered/batch",
+    "clusters.ingestion.awaitTimeout": "3m",
+    "clusters.batch.awaitTimeout": "90s",
     "ingestion.kafka.clusterId": "MkU3OEVBNTcwNTJENDM2Qg",
     "ingestion.kafkaConnect.plugins.debeziumPostgresSha512": "0123456789abcdef" * 8,
     "ingestion.kafkaConnect.plugins.confluentS3SinkArchive": S3_SINK_ARCHIVE,
@@ -283,6 +291,9 @@ UNSET_DEFAULTS = {
 # The rest of the stack a field needs to be in play (the event logs' bucket must be the store's,
 # and a Spark role's section needs its memory once it is given at all).
 BASES = {"batch.historyServer.eventLogDir": NO_AWS,
+         # A timeout goes with a cluster to await.
+         "clusters.ingestion.awaitTimeout": {"clusters": {"ingestion": {"kubeContext": "kind-data-ingestion"}}},
+         "clusters.batch.awaitTimeout": {"clusters": {"batch": {"kubeContext": "kind-batch-analytics"}}},
          "batch.spark.driver.coreLimit": {"batch": {"spark": {"driver": {"memory": "3Gi"}}}},
          "batch.spark.executor.coreLimit": {"batch": {"spark": {"executor": {"memory": "4Gi"}}}},
          # The S3 sink's archive and its hash go together.

@@ -17,7 +17,7 @@ import kubernetes_validate
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.local.yaml", "__main__.py", "requirements.txt")
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.local.yaml", "Pulumi.cluster.yaml", "__main__.py", "requirements.txt")
 PROJECT_DIRS = ("components", "policy")
 # What `make up`/`make destroy`/`make output` need besides the project: the entry points.
 ENTRY_POINT_FILES = ("Makefile",)
