@@ -12,8 +12,9 @@ from components.config_types import ClusterTarget
 
 def kubernetes_provider(layer: str, target: ClusterTarget) -> k8s.Provider:
     if target.render_directory is not None:
-        # Render mode needs no cluster; it rejects an explicit context, so none is passed.
-        return k8s.Provider(f"{layer}-cluster", render_yaml_to_directory=target.render_directory)
+        # Render mode needs no cluster; it rejects an explicit context or kubeconfig, so none is
+        # passed. kubeconfig="" stops the SDK from filling it in from an exported $KUBECONFIG.
+        return k8s.Provider(f"{layer}-cluster", render_yaml_to_directory=target.render_directory, kubeconfig="")
     return k8s.Provider(f"{layer}-cluster", context=target.kube_context,
                         opts=pulumi.ResourceOptions(ignore_changes=["kubeconfig"]))
 

@@ -26,8 +26,8 @@ Cache: ${DATAPIPE_CONTROLPLANE_CACHE:-$HOME/.cache/datapipe-controlplane}/
   kwok-stages-<KWOK_VERSION>/kwok-stages.yaml   kwok's own stage files (KWOK_STAGES)
   bin/            links to those five
   env.sh          prepends bin/ to PATH; exports DATAPIPE_KWOK_STAGES
-A warm run builds nothing and takes well under a second. A cold one: see the README ("Kubernetes
-control plane") for the times measured on 2 cores; ~/.cache/go-build makes rebuilds much faster.
+A warm run builds nothing and takes well under a second. A cold one (empty Go build and module
+caches) took 409 s on an idle 2-core machine, 685 s on a busy one (README, "The `cluster` stack").
 
 Needs (only to build): go >= 1.26 and the Go module proxy. Starting clusters from these binaries:
 scripts/clusters.sh.

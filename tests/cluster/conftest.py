@@ -32,17 +32,16 @@ def clusters(tmp_path_factory) -> dict[str, Cluster]:
         assert started.returncode == 0, started.stderr[-4000:]
         kubeconfig = Path(started.stdout.strip().splitlines()[-1])
         assert kubeconfig == state / "kubeconfig"
-        os.environ["KUBECONFIG"] = str(kubeconfig)
         yield {name: Cluster(state, name) for name in CLUSTERS}
     finally:
         subprocess.run(["bash", str(SCRIPTS / "clusters.sh"), "stop"], env=env, timeout=300)
-        os.environ.pop("KUBECONFIG", None)
 
 
 def cluster_stack(root: Path, clusters: dict[str, Cluster]) -> LocalStack:
     """The `cluster` stack as a user has it, plus the operator's stand-in chart (its CRDs and
     Deployments) and the Spark smoke job."""
     stack = LocalStack(root, stack="cluster")
+    # Only this stack's runs see the clusters' kubeconfig (not the rest of the suite).
     stack.env["KUBECONFIG"] = str(next(iter(clusters.values())).dir.parent / "kubeconfig")
     stack.init()
     for path, value in (("datapipe:batch.sparkOperator.enabled", "true"),

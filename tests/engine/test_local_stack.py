@@ -159,6 +159,17 @@ def test_destroy_removes_everything_it_rendered(stack):
     assert stack.resources() == []
 
 
+def test_an_exported_kubeconfig_does_not_break_render_mode(tmp_path):
+    """Render mode refuses a kubeconfig; one exported in the user's shell must not reach it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    exported = LocalStack(tmp_path).init()
+    exported.env["KUBECONFIG"] = str(kubeconfig)
+    result = exported.pulumi("preview", check=False)
+    assert result.returncode == 0, result.output[-3000:]
+    assert "not compatible" not in result.output
+
+
 def test_invalid_config_fails_in_preview_and_writes_no_state(tmp_path):
     broken = LocalStack(tmp_path, stack="broken").init()
     broken.set_config_path("datapipe:ingestion.kafka.memoryPerBroker", "lots")
